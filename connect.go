@@ -1,0 +1,410 @@
+package wsproxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults for the CONNECT exchange. Each can be changed on a Dialer.
+const (
+	// DefaultConnectTimeout bounds one CONNECT exchange (all 407 rounds
+	// included) when Dialer.ConnectTimeout is zero.
+	DefaultConnectTimeout = 30 * time.Second
+
+	// DefaultMaxResponseHeaderBytes caps the size of the proxy's response
+	// header when Dialer.MaxResponseHeaderBytes is zero.
+	DefaultMaxResponseHeaderBytes = 64 << 10
+
+	// maxErrorBody is how much of a non-2xx response body a ProxyError keeps.
+	maxErrorBody = 1 << 10
+
+	// maxDrainBody is how much of a 407 body is read to keep the connection
+	// for the next round; a larger body means a new connection.
+	maxDrainBody = 64 << 10
+)
+
+// Errors a ProxyError can wrap. Test for them with errors.Is.
+var (
+	// ErrProxyAuthRequired means the proxy answered 407 and no credentials
+	// were available for any scheme it offered.
+	ErrProxyAuthRequired = errors.New("proxy authentication required")
+
+	// ErrProxyCredentialsRejected means credentials were sent and the proxy
+	// refused them (a second 407, or a 401 as tinyproxy answers).
+	ErrProxyCredentialsRejected = errors.New("proxy rejected the credentials")
+
+	// ErrResponseHeaderTooLarge means the proxy's response header exceeded
+	// Dialer.MaxResponseHeaderBytes.
+	ErrResponseHeaderTooLarge = errors.New("proxy response header too large")
+)
+
+// ProxyError reports a CONNECT request the proxy did not accept: any status
+// other than 2xx, or a response that could not be parsed. Use errors.As to
+// get at it. It never holds credentials: Proxy is redacted and the request
+// header that carried them is not kept.
+type ProxyError struct {
+	Proxy      string      // proxy URL, password redacted
+	Target     string      // the CONNECT authority, host:port
+	StatusCode int         // 0 when no valid status line was read
+	Status     string      // status text, e.g. "Proxy Authentication Required"
+	Header     http.Header // response header, nil when none was read
+	Body       []byte      // up to 1 KiB of the response body
+	Err        error       // the cause: a sentinel above or an I/O or parse error
+}
+
+func (e *ProxyError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "proxy %s: CONNECT %s: ", e.Proxy, e.Target)
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, "%d %s", e.StatusCode, e.Status)
+		if e.Err != nil {
+			b.WriteString(": ")
+		}
+	}
+	if e.Err != nil {
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *ProxyError) Unwrap() error { return e.Err }
+
+// aLongTimeAgo is a deadline in the past, used to unblock pending I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// proxyConn is one TCP (or TLS) connection to a proxy, with the reader that
+// parses its answers. The limit caps each response header separately.
+type proxyConn struct {
+	conn  net.Conn
+	limit *io.LimitedReader
+	br    *bufio.Reader
+	max   int64
+}
+
+func newProxyConn(c net.Conn, maxHeader int) *proxyConn {
+	lr := &io.LimitedReader{R: c, N: int64(maxHeader)}
+	return &proxyConn{conn: c, limit: lr, br: bufio.NewReaderSize(lr, 4096), max: int64(maxHeader)}
+}
+
+// connectRequest builds the CONNECT request for target (host:port).
+func connectRequest(target, userAgent string, extra http.Header, proxyAuth string) *http.Request {
+	h := make(http.Header, len(extra)+3)
+	for k, v := range extra {
+		h[k] = append([]string(nil), v...)
+	}
+	if userAgent != "" && h.Get("User-Agent") == "" {
+		h.Set("User-Agent", userAgent)
+	}
+	if h.Get("Proxy-Connection") == "" {
+		h.Set("Proxy-Connection", "Keep-Alive")
+	}
+	if proxyAuth != "" {
+		h.Set("Proxy-Authorization", proxyAuth)
+	}
+	return &http.Request{
+		Method: http.MethodConnect,
+		URL:    &url.URL{Opaque: target},
+		Host:   target,
+		Header: h,
+		Proto:  "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	}
+}
+
+// writeConnect writes the CONNECT request line and header. It refuses
+// targets and header values that contain CR or LF (request smuggling).
+func writeConnect(w io.Writer, req *http.Request) error {
+	if strings.ContainsAny(req.Host, "\r\n \t") {
+		return fmt.Errorf("invalid CONNECT target %q", req.Host)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n", req.Host, req.Host)
+	for k, vs := range req.Header {
+		if !validHeaderName(k) {
+			return fmt.Errorf("invalid header name %q", k)
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				return fmt.Errorf("invalid value for header %s: contains CR or LF", k)
+			}
+			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+		}
+	}
+	b.WriteString("\r\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func validHeaderName(k string) bool {
+	if k == "" || strings.EqualFold(k, "Host") {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// readResponse reads one response header from the proxy under the size cap.
+// It does not touch the body.
+func (pc *proxyConn) readResponse(req *http.Request) (*http.Response, error) {
+	pc.limit.N = pc.max
+	resp, err := http.ReadResponse(pc.br, req)
+	if err != nil {
+		if pc.limit.N <= 0 {
+			return nil, ErrResponseHeaderTooLarge
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("proxy closed the connection before a complete response header: %w", io.ErrUnexpectedEOF)
+		}
+		return nil, fmt.Errorf("malformed proxy response: %w", err)
+	}
+	// Lift the cap for whatever follows the header (a body, or the tunnel
+	// bytes already sent by the target).
+	pc.limit.N = 1<<62 - 1
+	return resp, nil
+}
+
+// drainBody reads a non-2xx body so the connection can carry the next
+// request. It reports whether the connection is reusable, and returns up to
+// 1 KiB of the body for error messages.
+func drainBody(resp *http.Response) (head []byte, reusable bool) {
+	if resp.Body == nil {
+		return nil, !resp.Close
+	}
+	defer resp.Body.Close()
+	lr := io.LimitReader(resp.Body, maxDrainBody+1)
+	buf := make([]byte, 0, 512)
+	var total int64
+	chunk := make([]byte, 4096)
+	for {
+		n, err := lr.Read(chunk)
+		if n > 0 {
+			if len(buf) < maxErrorBody {
+				buf = append(buf, chunk[:min(n, maxErrorBody-len(buf))]...)
+			}
+			total += int64(n)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return buf, false
+		}
+	}
+	// An unframed body (no length, not chunked) ends at close: not reusable.
+	framed := resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0
+	return buf, framed && total <= maxDrainBody && !resp.Close
+}
+
+// tunnel returns the connection as the tunnel, with any bytes the proxy sent
+// after its response header (the target's first bytes) read first.
+func (pc *proxyConn) tunnel() net.Conn {
+	n := pc.br.Buffered()
+	if n == 0 {
+		return pc.conn
+	}
+	early, _ := pc.br.Peek(n)
+	return &prefixConn{Conn: pc.conn, prefix: append([]byte(nil), early...)}
+}
+
+// prefixConn is a net.Conn whose first reads return prefix.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		if len(c.prefix) == 0 {
+			c.prefix = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite half-closes the tunnel when the underlying connection can.
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("wsproxy: connection does not support CloseWrite")
+}
+
+// withDeadline arranges for conn's pending I/O to fail when ctx ends or
+// timeout passes. The returned function undoes it and reports ctx's error if
+// the context ended first.
+func withDeadline(ctx context.Context, conn net.Conn, timeout time.Duration) func() error {
+	if timeout > 0 {
+		_ = conn.SetDeadline(time.Now().Add(timeout))
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(aLongTimeAgo) })
+	return func() error {
+		if !stop() && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		_ = conn.SetDeadline(time.Time{})
+		return nil
+	}
+}
+
+// connect opens a CONNECT tunnel to target through an http or https proxy,
+// answering 407 challenges. It may use several connections to the proxy
+// (when one closes after a 407) but returns at most one.
+func (d *Dialer) connect(ctx context.Context, proxy *url.URL, target string) (_ net.Conn, err error) {
+	outer := ctx
+	ctx, cancel := context.WithTimeout(ctx, d.connectTimeout())
+	defer cancel()
+	shown := redact(proxy)
+	fail := func(resp *http.Response, body []byte, cause error) *ProxyError {
+		e := &ProxyError{Proxy: shown, Target: target, Body: body, Err: cause}
+		if resp != nil {
+			e.StatusCode = resp.StatusCode
+			_, e.Status, _ = strings.Cut(resp.Status, " ")
+			e.Header = resp.Header
+		}
+		return e
+	}
+
+	a := &authState{d: d, proxy: proxy, target: target}
+	// cause explains an I/O error that a context caused.
+	cause := func(err error) error {
+		switch {
+		case outer.Err() != nil:
+			return outer.Err()
+		case ctx.Err() != nil:
+			return fmt.Errorf("no answer within the connect timeout (%v): %w", d.connectTimeout(), context.DeadlineExceeded)
+		}
+		return err
+	}
+	var pc *proxyConn
+	defer func() {
+		if err != nil && pc != nil {
+			pc.conn.Close()
+		}
+	}()
+	for round := 0; ; round++ {
+		if pc == nil {
+			c, err := d.dialProxy(ctx, proxy)
+			if err != nil {
+				return nil, fail(nil, nil, cause(err))
+			}
+			pc = newProxyConn(c, d.maxHeader())
+		}
+		req := connectRequest(target, d.userAgent(), d.ProxyConnectHeader, a.header())
+		d.traceRequest(req)
+		resp, body, reusable, err := pc.roundTrip(ctx, req)
+		if err != nil {
+			return nil, fail(nil, nil, cause(err))
+		}
+		d.logf("<- %s %s", resp.Proto, resp.Status)
+		switch {
+		case resp.StatusCode >= 200 && resp.StatusCode < 300:
+			a.succeeded()
+			d.logf("tunnel to %s open", target)
+			return pc.tunnel(), nil
+		case resp.StatusCode == http.StatusUnauthorized && a.sent():
+			// tinyproxy answers a wrong password with 401.
+			return nil, fail(resp, body, a.rejected())
+		case resp.StatusCode != http.StatusProxyAuthRequired:
+			return nil, fail(resp, body, nil)
+		}
+		if round+1 >= d.maxAuthRounds() {
+			return nil, fail(resp, body, fmt.Errorf("gave up after %d authentication rounds: %w", round+1, ErrProxyCredentialsRejected))
+		}
+		challenges, perr := ParseChallenges(resp.Header.Values("Proxy-Authenticate"))
+		if perr != nil {
+			d.logf("ignoring malformed challenge: %v", perr)
+		}
+		sameConn, err := a.next(ctx, challenges)
+		if err != nil {
+			return nil, fail(resp, body, err)
+		}
+		if !reusable {
+			if sameConn {
+				return nil, fail(resp, body, fmt.Errorf("proxy closed the connection in the middle of the %s handshake, which needs one connection", a.schemeName()))
+			}
+			d.logf("proxy closed the connection after 407: retrying on a new one")
+			pc.conn.Close()
+			pc = nil
+		} else {
+			d.logf("retrying on the same connection")
+		}
+	}
+}
+
+// roundTrip sends req and reads the response header; for a non-2xx answer
+// it also reads the body, keeping up to 1 KiB, and reports whether the
+// connection can carry another request. Cancelling ctx unblocks it at once.
+func (pc *proxyConn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, body []byte, reusable bool, err error) {
+	restore := withDeadline(ctx, pc.conn, 0)
+	defer func() {
+		if cerr := restore(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if err := writeConnect(pc.conn, req); err != nil {
+		return nil, nil, false, fmt.Errorf("send CONNECT: %w", err)
+	}
+	resp, err = pc.readResponse(req)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil, false, nil
+	}
+	body, reusable = drainBody(resp)
+	return resp, body, reusable, nil
+}
+
+// dialProxy opens a connection to the proxy, with TLS for https proxies.
+func (d *Dialer) dialProxy(ctx context.Context, proxy *url.URL) (net.Conn, error) {
+	port := proxy.Port()
+	if port == "" {
+		port = "80"
+		if proxy.Scheme == "https" {
+			port = "443"
+		}
+	}
+	addr := net.JoinHostPort(proxy.Hostname(), port)
+	c, err := d.netDial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to proxy: %w", err)
+	}
+	if proxy.Scheme != "https" {
+		return c, nil
+	}
+	tc := tls.Client(c, tlsConfig(d.ProxyTLSConfig, proxy.Hostname()))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("TLS handshake with proxy: %w", err)
+	}
+	return tc, nil
+}
+
+// traceRequest logs a CONNECT request with credentials redacted.
+func (d *Dialer) traceRequest(req *http.Request) {
+	if d.Logf == nil {
+		return
+	}
+	d.logf("-> CONNECT %s HTTP/1.1", req.Host)
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			d.logf("-> %s: %s", k, redactHeaderValue(k, v))
+		}
+	}
+}

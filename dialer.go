@@ -1,0 +1,340 @@
+package wsproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// A Dialer opens WebSocket connections, and raw TCP tunnels, through the
+// HTTP proxy that the settings in force choose for each target. The zero
+// Dialer is ready to use: it finds the proxy in the environment (see
+// ProxyFromEnvironment), answers Basic challenges with the credentials in the
+// proxy URL, and uses the defaults named on each field.
+//
+// A Dialer is safe for concurrent use. Do not change its fields while dials
+// are under way.
+type Dialer struct {
+	// Proxy chooses the proxy for a request; it has the signature of
+	// http.Transport.Proxy, so http.ProxyURL and http.ProxyFromEnvironment
+	// plug in. The request's URL has the scheme mapped: ws to http, wss to
+	// https. Return nil for a direct connection. When Proxy is nil the
+	// environment decides, then the operating system's settings; see
+	// ProxyFromEnvironment.
+	//
+	// Supported proxy URL schemes: http (CONNECT over TCP; the default when
+	// the URL has none, default port 80), https (CONNECT inside TLS to the
+	// proxy, default port 443), socks5 and socks5h (default port 1080;
+	// socks5 resolves the target's name locally, socks5h at the proxy).
+	Proxy func(*http.Request) (*url.URL, error)
+
+	// ProxyConnectHeader is added to every CONNECT request. Its
+	// Proxy-Authorization, if any, is sent as is, before any challenge.
+	ProxyConnectHeader http.Header
+
+	// Credentials is asked for a user name and password when the proxy
+	// answers 407 and the proxy URL carries none. It returns nil (and a nil
+	// error) when it has none; an error aborts the dial. It may be called
+	// concurrently from several dials.
+	Credentials func(ctx context.Context, req *CredentialsRequest) (*Credentials, error)
+
+	// AuthSchemes are the schemes the Dialer may answer challenges with.
+	// When a proxy offers several, the strongest known scheme wins. Nil means
+	// the built-in set (Basic). Listing schemes restricts the Dialer to
+	// exactly those: it never falls back to another.
+	AuthSchemes []AuthScheme
+
+	// TLSClientConfig configures TLS to wss:// targets. ServerName defaults
+	// to the target's host, MinVersion to TLS 1.2; NextProtos is always
+	// http/1.1 (the WebSocket handshake needs HTTP/1.1). Nil means defaults.
+	TLSClientConfig *tls.Config
+
+	// ProxyTLSConfig configures TLS to https:// proxies, as TLSClientConfig
+	// does for targets. Nil means defaults.
+	ProxyTLSConfig *tls.Config
+
+	// NetDial opens TCP connections to proxies and, for direct connections,
+	// to targets. Nil means a net.Dialer with a 30 s timeout and keep-alives.
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// ConnectTimeout bounds the whole proxy negotiation of one dial: the
+	// TCP connections to the proxy, every CONNECT round and 407 retry. Zero
+	// means DefaultConnectTimeout (30 s). The dial's context still applies.
+	ConnectTimeout time.Duration
+
+	// MaxResponseHeaderBytes caps each proxy response header. Zero means
+	// DefaultMaxResponseHeaderBytes (64 KiB).
+	MaxResponseHeaderBytes int
+
+	// MaxAuthRounds caps the 407 answers one dial may send. Zero means 4,
+	// enough for a three-leg NTLM handshake after a first bare 407.
+	MaxAuthRounds int
+
+	// UserAgent is sent on CONNECT requests. Empty means "wsproxy".
+	UserAgent string
+
+	// Logf, when set, receives a trace of each dial: the proxy chosen and
+	// why, the CONNECT exchange with credentials redacted, and the scheme
+	// chosen for each challenge. Lines carry no trailing newline.
+	Logf func(format string, args ...any)
+
+	// getenv replaces os.Getenv in tests; ignoreOS skips the OS look-up.
+	getenv   func(string) string
+	ignoreOS bool
+}
+
+// DefaultDialer is used by the package-level Dial.
+var DefaultDialer = &Dialer{}
+
+// Dial opens a WebSocket connection to rawURL with DefaultDialer. See
+// (*Dialer).Dial.
+func Dial(ctx context.Context, rawURL string, opts *websocket.DialOptions) (*websocket.Conn, *http.Response, error) {
+	return DefaultDialer.Dial(ctx, rawURL, opts)
+}
+
+// Dial opens a WebSocket connection to rawURL (ws:// or wss://): it chooses
+// a proxy, opens a CONNECT tunnel through it (answering 407 challenges), runs
+// TLS inside the tunnel for wss://, then the WebSocket handshake with
+// github.com/coder/websocket.
+//
+// opts passes through to websocket.Dial (headers, subprotocols,
+// compression) and may be nil. opts.HTTPClient must be nil: the Dialer
+// supplies the transport. A Proxy-Authorization header in opts.HTTPHeader is
+// dropped, so proxy credentials never reach the target.
+//
+// The returned response is the target's handshake response, as from
+// websocket.Dial. Proxy failures are *ProxyError values (use errors.As);
+// errors.Is reports ErrProxyAuthRequired or ErrProxyCredentialsRejected for
+// authentication failures. No error contains a password.
+func (d *Dialer) Dial(ctx context.Context, rawURL string, opts *websocket.DialOptions) (*websocket.Conn, *http.Response, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("wsproxy: invalid URL: %w", err)
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+	case "http", "https":
+		u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
+	default:
+		return nil, nil, fmt.Errorf("wsproxy: unsupported URL scheme %q (want ws or wss)", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, nil, errors.New("wsproxy: URL has no host")
+	}
+	var o websocket.DialOptions
+	if opts != nil {
+		if opts.HTTPClient != nil {
+			return nil, nil, errors.New("wsproxy: DialOptions.HTTPClient must be nil; the Dialer supplies the transport")
+		}
+		o = *opts
+		if o.HTTPHeader != nil {
+			o.HTTPHeader = o.HTTPHeader.Clone()
+			o.HTTPHeader.Del("Proxy-Authorization")
+		}
+	}
+	target := targetAddr(u)
+	d.logf("dial %s (tunnel to %s)", u.Redacted(), target)
+
+	// Open the tunnel (and TLS inside it) before the handshake, so that proxy
+	// errors come back as they are rather than wrapped by the HTTP client.
+	first, err := d.dialTarget(ctx, u, target)
+	if err != nil {
+		return nil, nil, err
+	}
+	var once sync.Mutex
+	take := func(addr string) net.Conn {
+		once.Lock()
+		defer once.Unlock()
+		if c := first; c != nil && addr == target {
+			first = nil
+			return c
+		}
+		return nil
+	}
+	// A redirect may ask for another address: dial it the same way.
+	dialAgain := func(ctx context.Context, scheme, addr string) (net.Conn, error) {
+		if c := take(addr); c != nil {
+			return c, nil
+		}
+		return d.dialTarget(ctx, &url.URL{Scheme: scheme, Host: addr}, addr)
+	}
+	tr := &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dialAgain(ctx, "ws", addr)
+		},
+		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dialAgain(ctx, "wss", addr)
+		},
+		MaxResponseHeaderBytes: int64(d.maxHeader()),
+	}
+	o.HTTPClient = &http.Client{Transport: tr}
+	conn, resp, err := websocket.Dial(ctx, u.String(), &o)
+	tr.CloseIdleConnections()
+	if c := take(target); c != nil { // the handshake never used it
+		c.Close()
+	}
+	if err != nil {
+		return nil, resp, fmt.Errorf("wsproxy: WebSocket handshake with %s: %w", u.Redacted(), err)
+	}
+	d.logf("WebSocket open: %s %s", resp.Status, resp.Header.Get("Sec-WebSocket-Protocol"))
+	return conn, resp, nil
+}
+
+// DialContext opens a raw TCP tunnel to addr ("host:port") through the
+// proxy chosen for it, for any protocol. It fits http.Transport.DialContext
+// and similar hooks. The proxy is chosen as for an http:// URL when the port
+// is 80, and as for https:// otherwise. network must be "tcp", "tcp4" or
+// "tcp6" (the proxy decides the address family of the tunnel).
+func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, fmt.Errorf("wsproxy: network %q not supported (tcp only)", network)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("wsproxy: invalid address %q: %w", addr, err)
+	}
+	scheme := "https"
+	if port == "80" {
+		scheme = "http"
+	}
+	target := net.JoinHostPort(host, port)
+	return d.dialTunnel(ctx, &url.URL{Scheme: scheme, Host: target}, target)
+}
+
+// dialTarget opens the tunnel to target and, for wss, TLS inside it.
+func (d *Dialer) dialTarget(ctx context.Context, u *url.URL, target string) (net.Conn, error) {
+	c, err := d.dialTunnel(ctx, u, target)
+	if err != nil || u.Scheme != "wss" {
+		return c, err
+	}
+	host, _, _ := net.SplitHostPort(target)
+	tc := tls.Client(c, tlsConfig(d.TLSClientConfig, host))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("wsproxy: TLS handshake with %s: %w", target, err)
+	}
+	return tc, nil
+}
+
+// dialTunnel returns a connection to target: direct, or through the proxy
+// chosen for u.
+func (d *Dialer) dialTunnel(ctx context.Context, u *url.URL, target string) (net.Conn, error) {
+	proxy, err := d.proxyFor(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("wsproxy: choose proxy for %s: %w", u.Redacted(), err)
+	}
+	if proxy == nil {
+		d.logf("no proxy for %s: connecting directly", target)
+		c, err := d.netDial(ctx, "tcp", target)
+		if err != nil {
+			return nil, fmt.Errorf("wsproxy: dial %s: %w", target, err)
+		}
+		return c, nil
+	}
+	if proxy.Scheme == "" {
+		proxy.Scheme = "http"
+	}
+	d.logf("proxy for %s: %s", target, redact(proxy))
+	switch proxy.Scheme {
+	case "http", "https":
+		return d.connect(ctx, proxy, target)
+	case "socks5", "socks5h":
+		return d.dialSOCKS(ctx, proxy, target)
+	default:
+		return nil, fmt.Errorf("wsproxy: proxy %s: unsupported proxy scheme %q", redact(proxy), proxy.Scheme)
+	}
+}
+
+// targetAddr returns the CONNECT authority for u: host:port with the default
+// port made explicit and IPv6 literals in brackets.
+func targetAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "wss" || u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// tlsConfig clones base (or starts empty) with the settings every TLS
+// connection of the Dialer needs.
+func tlsConfig(base *tls.Config, serverName string) *tls.Config {
+	var cfg *tls.Config
+	if base != nil {
+		cfg = base.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = strings.Trim(serverName, "[]")
+	}
+	if cfg.MinVersion == 0 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	return cfg
+}
+
+var defaultNetDialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+
+func (d *Dialer) netDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if d.NetDial != nil {
+		return d.NetDial(ctx, network, addr)
+	}
+	return defaultNetDialer.DialContext(ctx, network, addr)
+}
+
+func (d *Dialer) connectTimeout() time.Duration {
+	if d.ConnectTimeout > 0 {
+		return d.ConnectTimeout
+	}
+	return DefaultConnectTimeout
+}
+
+func (d *Dialer) maxHeader() int {
+	if d.MaxResponseHeaderBytes > 0 {
+		return d.MaxResponseHeaderBytes
+	}
+	return DefaultMaxResponseHeaderBytes
+}
+
+func (d *Dialer) maxAuthRounds() int {
+	if d.MaxAuthRounds > 0 {
+		return d.MaxAuthRounds
+	}
+	return 4
+}
+
+func (d *Dialer) userAgent() string {
+	if d.UserAgent != "" {
+		return d.UserAgent
+	}
+	return "wsproxy"
+}
+
+func (d *Dialer) schemes() []AuthScheme {
+	if d.AuthSchemes != nil {
+		return d.AuthSchemes
+	}
+	return defaultSchemes()
+}
+
+func (d *Dialer) logf(format string, args ...any) {
+	if d.Logf != nil {
+		d.Logf(format, args...)
+	}
+}
