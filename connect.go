@@ -85,14 +85,31 @@ var aLongTimeAgo = time.Unix(1, 0)
 // parses its answers. The limit caps each response header separately.
 type proxyConn struct {
 	conn  net.Conn
+	src   *eofReader
 	limit *io.LimitedReader
 	br    *bufio.Reader
 	max   int64
 }
 
 func newProxyConn(c net.Conn, maxHeader int) *proxyConn {
-	lr := &io.LimitedReader{R: c, N: int64(maxHeader)}
-	return &proxyConn{conn: c, limit: lr, br: bufio.NewReaderSize(lr, 4096), max: int64(maxHeader)}
+	src := &eofReader{r: c}
+	lr := &io.LimitedReader{R: src, N: int64(maxHeader)}
+	return &proxyConn{conn: c, src: src, limit: lr, br: bufio.NewReaderSize(lr, 4096), max: int64(maxHeader)}
+}
+
+// eofReader remembers whether the connection reached its end, so that a
+// header cut short is reported as such and not as a syntax error.
+type eofReader struct {
+	r   io.Reader
+	eof bool
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.eof = true
+	}
+	return n, err
 }
 
 // connectRequest builds the CONNECT request for target (host:port).
@@ -165,7 +182,7 @@ func (pc *proxyConn) readResponse(req *http.Request) (*http.Response, error) {
 		if pc.limit.N <= 0 {
 			return nil, ErrResponseHeaderTooLarge
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if pc.src.eof || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("proxy closed the connection before a complete response header: %w", io.ErrUnexpectedEOF)
 		}
 		return nil, fmt.Errorf("malformed proxy response: %w", err)

@@ -3,9 +3,11 @@ package wsproxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 
 	"golang.org/x/net/http/httpproxy"
 )
@@ -52,17 +54,23 @@ func proxyFromEnv(getenv func(string) string, u *url.URL) (proxy *url.URL, confi
 	if secure {
 		names = []string{"wss_proxy", "WSS_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}
 	}
-	var value string
+	var value, from string
 	for _, name := range names {
 		if value = getenv(name); value != "" {
 			if name == "HTTP_PROXY" && getenv("REQUEST_METHOD") != "" {
 				return nil, true, errors.New("refusing to use HTTP_PROXY value in CGI environment; see golang.org/s/cgihttpproxy")
 			}
+			from = name
 			break
 		}
 	}
 	if value == "" {
 		return nil, false, nil
+	}
+	// httpproxy ignores a value it cannot parse and goes direct; say so
+	// instead. The value is not quoted: it may hold a password.
+	if err := checkProxyValue(value); err != nil {
+		return nil, true, fmt.Errorf("invalid proxy URL in %s: %w", from, err)
 	}
 	noProxy := getenv("NO_PROXY")
 	if noProxy == "" {
@@ -79,6 +87,20 @@ func proxyFromEnv(getenv func(string) string, u *url.URL) (proxy *url.URL, confi
 	}
 	proxy, err = cfg.ProxyFunc()(&lookup)
 	return proxy, true, err
+}
+
+func checkProxyValue(v string) error {
+	if !strings.Contains(v, "://") {
+		v = "http://" + v
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return errors.New("cannot parse it")
+	}
+	if u.Hostname() == "" {
+		return errors.New("no host")
+	}
+	return nil
 }
 
 // osProxy looks up the operating system's proxy settings for u. Per-OS
