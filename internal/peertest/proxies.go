@@ -2,6 +2,7 @@ package peertest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	osuser "os/user"
@@ -117,9 +118,15 @@ func StartSquid(t testing.TB, auth SquidAuth, user, pass string) *Squid {
 // certificate and key; websockify then serves wss:// and ws:// on one port.
 func Websockify(t testing.TB, target, certFile string, extra ...string) string {
 	t.Helper()
+	return WebsockifyOn(t, "127.0.0.1", target, certFile, extra...)
+}
+
+// WebsockifyOn is Websockify listening on host instead of 127.0.0.1.
+func WebsockifyOn(t testing.TB, host, target, certFile string, extra ...string) string {
+	t.Helper()
 	bin := Require(t, "websockify", "apt-get install -y websockify")
 	port := FreePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	argv := []string{bin}
 	if certFile != "" {
 		argv = append(argv, "--cert", certFile)
