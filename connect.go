@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 )
@@ -144,7 +145,8 @@ func writeConnect(w io.Writer, req *http.Request) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n", req.Host, req.Host)
-	for k, vs := range req.Header {
+	for _, k := range sortedKeys(req.Header) {
+		vs := req.Header[k]
 		if !validHeaderName(k) {
 			return fmt.Errorf("invalid header name %q", k)
 		}
@@ -419,9 +421,19 @@ func (d *Dialer) traceRequest(req *http.Request) {
 		return
 	}
 	d.logf("-> CONNECT %s HTTP/1.1", req.Host)
-	for k, vs := range req.Header {
-		for _, v := range vs {
+	for _, k := range sortedKeys(req.Header) {
+		for _, v := range req.Header[k] {
 			d.logf("-> %s: %s", k, redactHeaderValue(k, v))
 		}
 	}
+}
+
+// sortedKeys orders header names so requests and traces are reproducible.
+func sortedKeys(h http.Header) []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -186,7 +186,11 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string, opts *websocket.DialOp
 	if err != nil {
 		return nil, resp, fmt.Errorf("wsproxy: WebSocket handshake with %s: %w", u.Redacted(), err)
 	}
-	d.logf("WebSocket open: %s %s", resp.Status, resp.Header.Get("Sec-WebSocket-Protocol"))
+	if sp := conn.Subprotocol(); sp != "" {
+		d.logf("WebSocket open: %s, subprotocol %s", resp.Status, sp)
+	} else {
+		d.logf("WebSocket open: %s", resp.Status)
+	}
 	return conn, resp, nil
 }
 

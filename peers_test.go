@@ -30,7 +30,9 @@ func TestPeersDialThroughRealProxies(t *testing.T) {
 
 	proxies := map[string]func(t *testing.T) string{
 		"tinyproxy": func(t *testing.T) string { return peertest.Tinyproxy(t, "alice", testPassword) },
-		"squid":     func(t *testing.T) string { return peertest.StartSquid(t, peertest.SquidBasic, "alice", testPassword).Addr },
+		"squid": func(t *testing.T) string {
+			return peertest.StartSquid(t, peertest.SquidBasic, "alice", testPassword).Addr
+		},
 	}
 	for name, start := range proxies {
 		t.Run(name, func(t *testing.T) {

@@ -70,9 +70,20 @@ type Proxy struct {
 // for every goroutine it started.
 func New(t testing.TB, cfg Config) *Proxy {
 	t.Helper()
+	p, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("proxytest: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Start starts a proxy on 127.0.0.1 outside a test (the wsdial demo uses
+// it). The caller must call Close.
+func Start(cfg Config) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("proxytest: listen: %v", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if cfg.Realm == "" {
 		cfg.Realm = "proxytest"
@@ -84,8 +95,7 @@ func New(t testing.TB, cfg Config) *Proxy {
 	p.URL = &url.URL{Scheme: "http", Host: p.Addr}
 	p.wg.Add(1)
 	go p.serve()
-	t.Cleanup(p.Close)
-	return p
+	return p, nil
 }
 
 // URLWithUser returns the proxy URL carrying user and password.

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+)
+
+var errHelp = errors.New("help requested")
+
+type options struct {
+	url          string
+	proxy        string // "" = discovery, "direct" = none
+	proxyUser    string
+	proxyPass    string
+	headers      http.Header
+	subprotocols []string
+	binary       bool
+	verbose      bool
+	demo         bool
+	insecure     bool
+	caFile       string
+	linger       time.Duration
+	timeout      time.Duration
+	maxMessage   int64
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ", ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{headers: http.Header{}}
+	fs := flag.NewFlagSet("wsdial", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var headers, protos listFlag
+	fs.StringVar(&o.proxy, "proxy", "", "proxy URL (http://, https://, socks5://, socks5h://); \"direct\" for none; default: the environment, then the system settings")
+	fs.StringVar(&o.proxyUser, "proxy-user", "", "proxy credentials `user[:password]`; the password is asked for on a terminal when omitted")
+	fs.Var(&headers, "H", "extra handshake header `Name: value` (repeatable)")
+	fs.Var(&protos, "subprotocol", "WebSocket subprotocol to offer (repeatable)")
+	fs.BoolVar(&o.binary, "binary", false, "send input bytes as binary messages and write payloads unframed (a byte pipe)")
+	fs.BoolVar(&o.verbose, "v", false, "trace the proxy exchange on standard error (credentials redacted)")
+	fs.BoolVar(&o.demo, "demo", false, "run a self-contained demonstration on loopback and exit")
+	fs.BoolVar(&o.insecure, "k", false, "do not verify the wss:// server's certificate")
+	fs.StringVar(&o.caFile, "cacert", "", "PEM `file` of CA certificates to trust for wss://")
+	fs.DurationVar(&o.linger, "linger", time.Second, "after the end of input, wait until the peer has been quiet this long before closing")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "limit on opening the connection (proxy and handshake)")
+	fs.Int64Var(&o.maxMessage, "max-message", 16<<20, "largest message accepted, in bytes")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: wsdial [flags] ws[s]://host[:port]/path\n       wsdial -demo\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	// Flags may also follow the URL.
+	if rest := fs.Args(); len(rest) > 0 {
+		o.url = rest[0]
+		if err := fs.Parse(rest[1:]); err != nil {
+			return nil, err
+		}
+		if fs.NArg() > 0 {
+			return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		}
+	}
+	if o.demo {
+		return o, nil
+	}
+	if o.url == "" {
+		fs.Usage()
+		return nil, errors.New("missing URL")
+	}
+	for _, h := range headers {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return nil, fmt.Errorf("invalid header %q (want \"Name: value\")", h)
+		}
+		o.headers.Add(textproto.TrimString(name), textproto.TrimString(value))
+	}
+	o.subprotocols = protos
+	if o.proxyUser != "" {
+		user, pass, ok := strings.Cut(o.proxyUser, ":")
+		o.proxyUser, o.proxyPass = user, pass
+		if !ok {
+			p, err := askPassword(user)
+			if err != nil {
+				return nil, err
+			}
+			o.proxyPass = p
+		}
+	}
+	if o.proxy != "" && o.proxy != "direct" {
+		if _, err := parseProxyFlag(o.proxy); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// parseProxyFlag accepts a proxy URL, with http:// assumed when the scheme
+// is missing.
+func parseProxyFlag(s string) (*url.URL, error) {
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return nil, errors.New("invalid -proxy value (want a URL like http://proxy:3128)")
+	}
+	return u, nil
+}
+
+// askPassword reads the proxy password from the terminal without echo. It
+// refuses when there is no terminal, rather than read it from the data on
+// standard input.
+func askPassword(user string) (string, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil || !term.IsTerminal(int(tty.Fd())) {
+		if tty != nil {
+			tty.Close()
+		}
+		return "", errors.New("-proxy-user has no password and there is no terminal to ask for one (use user:password)")
+	}
+	defer tty.Close()
+	fmt.Fprintf(tty, "proxy password for %s: ", user)
+	b, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// lineReader returns a reader of input lines of at most max bytes.
+func lineReader(r io.Reader, max int64) *bufio.Scanner {
+	s := bufio.NewScanner(r)
+	s.Buffer(make([]byte, 64<<10), int(max))
+	return s
+}
