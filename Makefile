@@ -1,0 +1,22 @@
+# Developer entry points. CI runs .ci/run, which ends with `make test`.
+GO ?= go
+
+.PHONY: demo test check vet-all staticcheck
+
+demo:
+	$(GO) run ./examples/wsdial -demo
+
+# The README's test command.
+test:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+vet-all:
+	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
+
+staticcheck:
+	staticcheck ./...
+
+check: vet-all staticcheck test
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
