@@ -1,7 +1,9 @@
 # Developer entry points. CI runs .ci/run, which ends with `make test`.
 GO ?= go
 
-.PHONY: demo test check vet-all staticcheck
+.PHONY: demo test check vet-all staticcheck fuzz bench
+
+FUZZTIME ?= 15s
 
 demo:
 	$(GO) run ./examples/wsdial -demo
@@ -20,3 +22,11 @@ staticcheck:
 
 check: vet-all staticcheck test
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+# Every fuzz target in turn, FUZZTIME each: make fuzz FUZZTIME=10m
+fuzz:
+	FUZZTIME=$(FUZZTIME) .ci/fuzz
+
+# Go benchmarks of the hot paths.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
