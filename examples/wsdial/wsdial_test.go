@@ -82,18 +82,37 @@ func TestExitCodes(t *testing.T) {
 	require.Equal(t, 2, code)
 }
 
-// wsdial -binary as a byte pipe through tinyproxy to websockify.
-func TestPeersBinaryPipeThroughTinyproxy(t *testing.T) {
+// wsdial -binary as a byte pipe through tinyproxy and squid (Basic) to
+// websockify, for ws:// and wss://.
+func TestPeersBinaryPipeThroughRealProxies(t *testing.T) {
 	t.Parallel()
+	cert := peertest.SelfSigned(t)
 	echo := peertest.EchoServer(t)
-	ws := peertest.Websockify(t, echo, "")
-	proxy := peertest.Tinyproxy(t, "alice", "s3cret")
-	data := make([]byte, 300<<10)
-	_, _ = rand.Read(data)
-	code, out, errOut := runWsdial(t, bytes.NewReader(data),
-		"-binary", "-subprotocol", "binary", "-linger", "500ms",
-		"-proxy", (&url.URL{Scheme: "http", Host: proxy}).String(), "-proxy-user", "alice:s3cret",
-		"ws://"+ws+"/")
-	require.Equal(t, 0, code, errOut)
-	require.True(t, bytes.Equal(data, []byte(out)), "got %d bytes back, want %d", len(out), len(data))
+	targets := map[string]string{
+		"ws":  "ws://" + peertest.Websockify(t, echo, "") + "/",
+		"wss": "wss://" + peertest.Websockify(t, echo, cert.PEMFile) + "/",
+	}
+	proxies := map[string]func(*testing.T) string{
+		"tinyproxy": func(t *testing.T) string { return peertest.Tinyproxy(t, "alice", "s3cret") },
+		"squid":     func(t *testing.T) string { return peertest.StartSquid(t, peertest.SquidBasic, "alice", "s3cret").Addr },
+	}
+	for name, start := range proxies {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			proxy := start(t)
+			for scheme, target := range targets {
+				t.Run(scheme, func(t *testing.T) {
+					t.Parallel()
+					data := make([]byte, 300<<10)
+					_, _ = rand.Read(data)
+					code, out, errOut := runWsdial(t, bytes.NewReader(data),
+						"-binary", "-subprotocol", "binary", "-linger", "500ms", "-cacert", cert.CertFile,
+						"-proxy", (&url.URL{Scheme: "http", Host: proxy}).String(), "-proxy-user", "alice:s3cret",
+						target)
+					require.Equal(t, 0, code, errOut)
+					require.True(t, bytes.Equal(data, []byte(out)), "got %d bytes back, want %d", len(out), len(data))
+				})
+			}
+		})
+	}
 }
