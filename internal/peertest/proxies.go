@@ -21,12 +21,8 @@ func Tinyproxy(t testing.TB, user, pass string) string {
 	bin := Require(t, "tinyproxy", "apt-get install -y tinyproxy")
 	dir := t.TempDir()
 	port := FreePort(t)
-	conf := fmt.Sprintf("Port %d\nListen 127.0.0.1\nTimeout 600\nMaxClients 100\nAllow 127.0.0.1\nLogLevel Info\n", port)
-	if user != "" {
-		conf += fmt.Sprintf("BasicAuth %s %s\n", user, pass)
-	}
 	path := filepath.Join(dir, "tinyproxy.conf")
-	WriteFile(t, path, conf, 0o644)
+	WriteFile(t, path, TinyproxyConfig(port, user, pass), 0o644)
 	p := Start(t, "tinyproxy", []string{bin, "-d", "-c", path})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	p.WaitTCP(t, addr, 10*time.Second)
@@ -56,6 +52,71 @@ func (s *Squid) AccessLog() string {
 	return string(b)
 }
 
+// TinyproxyConfig is a tinyproxy configuration listening on 127.0.0.1:port,
+// requiring BasicAuth user pass when user is set.
+func TinyproxyConfig(port int, user, pass string) string {
+	conf := fmt.Sprintf("Port %d\nListen 127.0.0.1\nTimeout 600\nMaxClients 100\nAllow 127.0.0.1\nLogLevel Info\n", port)
+	if user != "" {
+		conf += fmt.Sprintf("BasicAuth %s %s\n", user, pass)
+	}
+	return conf
+}
+
+// WriteSquidFiles writes squid.conf for 127.0.0.1:port and the password
+// files the auth kind needs into dir, and returns the config's path. dir and
+// its parents must be readable by squid's "proxy" user.
+func WriteSquidFiles(dir string, port int, auth SquidAuth, user, pass string) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "http_port 127.0.0.1:%d\nvisible_hostname squid-test\n", port)
+	fmt.Fprintf(&b, "pid_filename %[1]s/squid.pid\ncache_log %[1]s/cache.log\naccess_log stdio:%[1]s/access.log\ncoredump_dir %[1]s\n", dir)
+	b.WriteString("cache deny all\ncache_mem 8 MB\npinger_enable off\nshutdown_lifetime 1 seconds\n")
+	htpasswd := func() error {
+		out, err := exec.Command("htpasswd", "-bc", filepath.Join(dir, "passwd"), user, pass).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("htpasswd (apt-get install -y apache2-utils): %v: %s", err, out)
+		}
+		return nil
+	}
+	switch auth {
+	case SquidBasic:
+		if err := htpasswd(); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "auth_param basic program /usr/lib/squid/basic_ncsa_auth %s/passwd\nauth_param basic realm squid-basic\n", dir)
+	case SquidDigest:
+		if err := os.WriteFile(filepath.Join(dir, "digest_passwd"), []byte(user+":"+pass+"\n"), 0o644); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "auth_param digest program /usr/lib/squid/digest_file_auth %s/digest_passwd\nauth_param digest realm squid-digest\n", dir)
+	case SquidNTLM:
+		if err := htpasswd(); err != nil {
+			return "", err
+		}
+		b.WriteString("auth_param ntlm program /usr/lib/squid/ntlm_fake_auth\nauth_param ntlm children 2\n")
+		fmt.Fprintf(&b, "auth_param basic program /usr/lib/squid/basic_ncsa_auth %s/passwd\nauth_param basic realm squid-basic\n", dir)
+	}
+	if auth != SquidNoAuth {
+		b.WriteString("acl authed proxy_auth REQUIRED\nhttp_access deny !authed\n")
+	}
+	b.WriteString("http_access allow localhost\nhttp_access deny all\n")
+	conf := filepath.Join(dir, "squid.conf")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		return "", err
+	}
+	ChownToProxyUser(dir)
+	return conf, nil
+}
+
+// ChownToProxyUser gives dir and its files to squid's "proxy" user, when
+// that user exists.
+func ChownToProxyUser(dir string) {
+	if u, err := osuser.Lookup("proxy"); err == nil {
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		_ = filepath.Walk(dir, func(p string, _ os.FileInfo, _ error) error { return os.Chown(p, uid, gid) })
+	}
+}
+
 // StartSquid starts squid on 127.0.0.1 requiring the given authentication for
 // user/pass. It takes a few seconds; tests should share one instance where
 // they can.
@@ -70,41 +131,13 @@ func StartSquid(t testing.TB, auth SquidAuth, user, pass string) *Squid {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if auth == SquidBasic || auth == SquidNTLM {
+		Require(t, "htpasswd", "apt-get install -y apache2-utils")
+	}
 	port := FreePort(t)
-	var b strings.Builder
-	fmt.Fprintf(&b, "http_port 127.0.0.1:%d\nvisible_hostname squid-test\n", port)
-	fmt.Fprintf(&b, "pid_filename %[1]s/squid.pid\ncache_log %[1]s/cache.log\naccess_log stdio:%[1]s/access.log\ncoredump_dir %[1]s\n", dir)
-	b.WriteString("cache deny all\ncache_mem 8 MB\npinger_enable off\nshutdown_lifetime 1 seconds\n")
-	switch auth {
-	case SquidBasic:
-		htpasswd := Require(t, "htpasswd", "apt-get install -y apache2-utils")
-		out, err := exec.Command(htpasswd, "-bc", filepath.Join(dir, "passwd"), user, pass).CombinedOutput()
-		if err != nil {
-			t.Fatalf("htpasswd: %v: %s", err, out)
-		}
-		fmt.Fprintf(&b, "auth_param basic program /usr/lib/squid/basic_ncsa_auth %s/passwd\nauth_param basic realm squid-basic\n", dir)
-	case SquidDigest:
-		WriteFile(t, filepath.Join(dir, "digest_passwd"), user+":"+pass+"\n", 0o644)
-		fmt.Fprintf(&b, "auth_param digest program /usr/lib/squid/digest_file_auth %s/digest_passwd\nauth_param digest realm squid-digest\n", dir)
-	case SquidNTLM:
-		htpasswd := Require(t, "htpasswd", "apt-get install -y apache2-utils")
-		out, err := exec.Command(htpasswd, "-bc", filepath.Join(dir, "passwd"), user, pass).CombinedOutput()
-		if err != nil {
-			t.Fatalf("htpasswd: %v: %s", err, out)
-		}
-		b.WriteString("auth_param ntlm program /usr/lib/squid/ntlm_fake_auth\nauth_param ntlm children 2\n")
-		fmt.Fprintf(&b, "auth_param basic program /usr/lib/squid/basic_ncsa_auth %s/passwd\nauth_param basic realm squid-basic\n", dir)
-	}
-	if auth != SquidNoAuth {
-		b.WriteString("acl authed proxy_auth REQUIRED\nhttp_access deny !authed\n")
-	}
-	b.WriteString("http_access allow localhost\nhttp_access deny all\n")
-	conf := filepath.Join(dir, "squid.conf")
-	WriteFile(t, conf, b.String(), 0o644)
-	if u, err := osuser.Lookup("proxy"); err == nil {
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		_ = filepath.Walk(dir, func(p string, _ os.FileInfo, _ error) error { return os.Chown(p, uid, gid) })
+	conf, err := WriteSquidFiles(dir, port, auth, user, pass)
+	if err != nil {
+		t.Fatalf("peertest: squid files: %v", err)
 	}
 	name := "wsproxy" + strconv.Itoa(port)
 	p := Start(t, "squid", []string{bin, "-N", "-n", name, "-f", conf})
