@@ -29,9 +29,18 @@ type Cert struct {
 // given extra hosts (names or IP addresses), written into a temporary folder.
 func SelfSigned(t testing.TB, hosts ...string) *Cert {
 	t.Helper()
+	c, err := GenerateCert(t.TempDir(), hosts...)
+	if err != nil {
+		t.Fatalf("peertest: certificate: %v", err)
+	}
+	return c
+}
+
+// GenerateCert is SelfSigned outside tests: it writes the files into dir.
+func GenerateCert(dir string, hosts ...string) (*Cert, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
@@ -54,15 +63,14 @@ func SelfSigned(t testing.TB, hosts ...string) *Cert {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	dir := t.TempDir()
 	c := &Cert{
 		PEMFile:  filepath.Join(dir, "self.pem"),
 		CertFile: filepath.Join(dir, "cert.pem"),
@@ -71,16 +79,16 @@ func SelfSigned(t testing.TB, hosts ...string) *Cert {
 	}
 	for path, data := range map[string][]byte{c.PEMFile: append(append([]byte{}, certPEM...), keyPEM...), c.CertFile: certPEM, c.KeyFile: keyPEM} {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	parsed, _ := x509.ParseCertificate(der)
 	c.Pool.AddCert(parsed)
 	c.TLS, err = tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return c
+	return c, nil
 }
 
 // RoutableHost returns an IPv4 address of this machine that is not a
