@@ -380,6 +380,11 @@ func (pc *proxyConn) roundTrip(ctx context.Context, req *http.Request) (resp *ht
 		return nil, nil, false, fmt.Errorf("send CONNECT: %w", err)
 	}
 	resp, err = pc.readResponse(req)
+	// Skip interim answers (100 Continue, 102 Processing) a proxy may send
+	// before the real one; a few at most.
+	for n := 0; err == nil && resp.StatusCode/100 == 1 && resp.StatusCode != http.StatusSwitchingProtocols && n < 5; n++ {
+		resp, err = pc.readResponse(req)
+	}
 	if err != nil {
 		return nil, nil, false, err
 	}

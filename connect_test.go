@@ -147,6 +147,14 @@ func TestConnectResponses(t *testing.T) {
 	cases := []faultCase{
 		{name: "HTTP/1.0 200", script: answer("HTTP/1.0 200 Connection established\r\n\r\n"),
 			check: func(t *testing.T, c net.Conn, err error) { require.NoError(t, err) }},
+		{name: "interim 100 Continue before the 200", script: answer("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nbanner"),
+			check: func(t *testing.T, c net.Conn, err error) {
+				require.NoError(t, err)
+				b := make([]byte, 6)
+				_, err = io.ReadFull(c, b)
+				require.NoError(t, err)
+				require.Equal(t, "banner", string(b))
+			}},
 		{name: "any 2xx", script: answer("HTTP/1.1 204 Fine\r\nX: y\r\n\r\n"),
 			check: func(t *testing.T, c net.Conn, err error) { require.NoError(t, err) }},
 		{name: "200 with Content-Length: the bytes belong to the tunnel",
