@@ -7,6 +7,7 @@ package proxytest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -43,8 +44,14 @@ type Config struct {
 	CoalesceFirstBytes time.Duration
 	// HTTP10 answers with HTTP/1.0 status lines.
 	HTTP10 bool
+	// TargetReset makes the proxy reset the connection (TCP RST) right
+	// after the first bytes from the target have been relayed.
+	TargetReset bool
 	// Stall accepts connections and never answers.
 	Stall bool
+	// TLS, when set, makes this an HTTPS proxy: clients speak TLS to it
+	// and send CONNECT inside.
+	TLS *tls.Config
 	// Handle, when set, takes over each connection after its request
 	// header is read: it writes whatever it likes. The proxy closes conn
 	// when Handle returns.
@@ -85,6 +92,11 @@ func Start(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	scheme := "http"
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+		scheme = "https"
+	}
 	if cfg.Realm == "" {
 		cfg.Realm = "proxytest"
 	}
@@ -92,7 +104,7 @@ func Start(cfg Config) (*Proxy, error) {
 		cfg.WrongPasswordStatus = http.StatusProxyAuthRequired
 	}
 	p := &Proxy{Addr: ln.Addr().String(), cfg: cfg, ln: ln, conns: make(map[net.Conn]struct{})}
-	p.URL = &url.URL{Scheme: "http", Host: p.Addr}
+	p.URL = &url.URL{Scheme: scheme, Host: p.Addr}
 	p.wg.Add(1)
 	go p.serve()
 	return p, nil
@@ -280,6 +292,19 @@ func (p *Proxy) tunnel(c net.Conn, br *bufio.Reader, target string) {
 			_ = tc.CloseWrite()
 		}
 	}()
+	if p.cfg.TargetReset {
+		buf := make([]byte, 32<<10)
+		if n, err := t.Read(buf); err == nil {
+			_, _ = c.Write(buf[:n])
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // Close sends RST
+		}
+		c.Close()
+		t.Close()
+		<-done
+		return
+	}
 	_, _ = io.Copy(c, t)
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
