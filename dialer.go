@@ -87,9 +87,11 @@ type Dialer struct {
 	// chosen for each challenge. Lines carry no trailing newline.
 	Logf func(format string, args ...any)
 
-	// getenv replaces os.Getenv in tests; ignoreOS skips the OS look-up.
+	// getenv replaces os.Getenv in tests; ignoreOS skips the OS look-up;
+	// hooks replace the OS settings, DNS and clock in tests.
 	getenv   func(string) string
 	ignoreOS bool
+	hooks    *sysHooks
 }
 
 // DefaultDialer is used by the package-level Dial.
@@ -232,25 +234,42 @@ func (d *Dialer) dialTarget(ctx context.Context, u *url.URL, target string) (net
 	return tc, nil
 }
 
-// dialTunnel returns a connection to target: direct, or through the proxy
-// chosen for u.
+// dialTunnel returns a connection to target: direct, or through the
+// proxies decided for u, tried in order while each cannot be reached.
 func (d *Dialer) dialTunnel(ctx context.Context, u *url.URL, target string) (net.Conn, error) {
-	proxy, err := d.proxyFor(ctx, u)
+	dec, err := d.decide(ctx, u)
 	if err != nil {
 		return nil, fmt.Errorf("wsproxy: choose proxy for %s: %w", u.Redacted(), err)
 	}
+	d.logf("proxy for %s: %s", target, dec)
+	var errs []error
+	for i, proxy := range dec.Proxies {
+		c, err := d.dialVia(ctx, proxy, target)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if i == len(dec.Proxies)-1 || !canFailOver(ctx, err) {
+			break
+		}
+		d.logf("%s cannot be reached (%v): trying the next one", redact(proxy), err)
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	return nil, fmt.Errorf("wsproxy: every proxy failed (%s): %w", proxyList(dec.Proxies), errors.Join(errs...))
+}
+
+// dialVia opens a connection to target through one proxy, nil for direct.
+func (d *Dialer) dialVia(ctx context.Context, proxy *url.URL, target string) (net.Conn, error) {
 	if proxy == nil {
-		d.logf("no proxy for %s: connecting directly", target)
+		d.logf("connecting directly to %s", target)
 		c, err := d.netDial(ctx, "tcp", target)
 		if err != nil {
 			return nil, fmt.Errorf("wsproxy: dial %s: %w", target, err)
 		}
 		return c, nil
 	}
-	if proxy.Scheme == "" {
-		proxy.Scheme = "http"
-	}
-	d.logf("proxy for %s: %s", target, redact(proxy))
 	switch proxy.Scheme {
 	case "http", "https":
 		return d.connect(ctx, proxy, target)

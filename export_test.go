@@ -1,5 +1,11 @@
 package wsproxy
 
+import (
+	"context"
+	"net"
+	"time"
+)
+
 // Hooks that let black-box tests run without touching the process
 // environment or the machine's proxy settings.
 
@@ -12,3 +18,49 @@ func SetTestEnv(d *Dialer, env map[string]string) {
 
 // ProxyFromEnv exposes the environment look-up with a given environment.
 var ProxyFromEnv = proxyFromEnv
+
+// SystemSettings is the portable form of the OS proxy settings, for tests.
+type SystemSettings = systemSettings
+
+// TestHooks replace what a Dialer asks the machine, for tests.
+type TestHooks struct {
+	Env           map[string]string   // the environment (nil: empty)
+	System        *SystemSettings     // the OS settings (nil: none)
+	SystemErr     error               // the OS look-up fails with this
+	Hosts         map[string][]string // DNS for PAC helpers; other names fail
+	MyIPs         []string            // this machine's addresses for myIpAddress
+	Now           time.Time           // the clock for PAC time helpers (zero: real)
+	SearchDomains []string            // DNS search domains for WPAD
+	PACLimit      time.Duration       // PAC evaluation limit (zero: default)
+}
+
+// SetTestHooks makes d use h instead of the environment and the machine.
+func SetTestHooks(d *Dialer, h TestHooks) {
+	SetTestEnv(d, h.Env)
+	hooks := &sysHooks{
+		settings: func(context.Context) (*systemSettings, error) { return h.System, h.SystemErr },
+		lookupIP: func(ctx context.Context, host string) ([]net.IP, error) {
+			var ips []net.IP
+			for _, s := range h.Hosts[host] {
+				ips = append(ips, net.ParseIP(s))
+			}
+			if len(ips) == 0 {
+				return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+			}
+			return ips, nil
+		},
+		myIPs: func() []net.IP {
+			var ips []net.IP
+			for _, s := range h.MyIPs {
+				ips = append(ips, net.ParseIP(s))
+			}
+			return ips
+		},
+		searchDomains: func() []string { return h.SearchDomains },
+		pacLimit:      h.PACLimit,
+	}
+	if !h.Now.IsZero() {
+		hooks.now = func() time.Time { return h.Now }
+	}
+	d.hooks = hooks
+}

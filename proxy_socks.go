@@ -2,16 +2,24 @@ package wsproxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"sync/atomic"
 
 	"golang.org/x/net/proxy"
 )
 
+// errSOCKSAnswered marks a SOCKS failure after the TCP connection to the
+// proxy was made (authentication refused, target unreachable from the
+// proxy): the proxy is up, so a dial does not fail over to the next one.
+var errSOCKSAnswered = errors.New("the SOCKS proxy refused the request")
+
 // dialSOCKS opens a connection to target through a SOCKS5 proxy, with
-// username/password authentication when the URL carries credentials. For
-// socks5 the target's name is resolved here; for socks5h, by the proxy.
+// username/password authentication (RFC 1929) when the URL carries
+// credentials. For socks5 the target's name is resolved here; for socks5h,
+// by the proxy. The whole negotiation is bounded by the connect timeout.
 func (d *Dialer) dialSOCKS(ctx context.Context, p *url.URL, target string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.connectTimeout())
 	defer cancel()
@@ -34,14 +42,25 @@ func (d *Dialer) dialSOCKS(ctx context.Context, p *url.URL, target string) (net.
 			target = net.JoinHostPort(ips[0].IP.String(), port)
 		}
 	}
-	sd, err := proxy.SOCKS5("tcp", addr, auth, contextDialer(d.netDial))
+	var reached atomic.Bool
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.netDial(ctx, network, addr)
+		reached.Store(err == nil)
+		return c, err
+	}
+	sd, err := proxy.SOCKS5("tcp", addr, auth, contextDialer(dial))
 	if err != nil {
 		return nil, &ProxyError{Proxy: redact(p), Target: target, Err: err}
 	}
+	d.logf("SOCKS5 %s: CONNECT %s", redact(p), target)
 	c, err := sd.(proxy.ContextDialer).DialContext(ctx, "tcp", target)
 	if err != nil {
+		if reached.Load() && ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", errSOCKSAnswered, err)
+		}
 		return nil, &ProxyError{Proxy: redact(p), Target: target, Err: fmt.Errorf("SOCKS5: %w", err)}
 	}
+	d.logf("tunnel to %s open", target)
 	return c, nil
 }
 

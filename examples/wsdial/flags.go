@@ -28,6 +28,7 @@ type options struct {
 	binary       bool
 	verbose      bool
 	demo         bool
+	showProxy    bool
 	insecure     bool
 	caFile       string
 	linger       time.Duration
@@ -52,6 +53,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.binary, "binary", false, "send input bytes as binary messages and write payloads unframed (a byte pipe)")
 	fs.BoolVar(&o.verbose, "v", false, "trace the proxy exchange on standard error (credentials redacted)")
 	fs.BoolVar(&o.demo, "demo", false, "run a self-contained demonstration on loopback and exit")
+	fs.BoolVar(&o.showProxy, "show-proxy", false, "print which proxies the URL would go through, in order, and which settings chose them, then exit without connecting")
 	fs.BoolVar(&o.insecure, "k", false, "do not verify the wss:// server's certificate")
 	fs.StringVar(&o.caFile, "cacert", "", "PEM `file` of CA certificates to trust for wss://")
 	fs.DurationVar(&o.linger, "linger", time.Second, "after the end of input, wait until the peer has been quiet this long before closing")

@@ -42,9 +42,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "wsdial: %v\n", err)
 		return 2
 	}
-	if opts.demo {
+	switch {
+	case opts.demo:
 		err = runDemo(ctx, stdout)
-	} else {
+	case opts.showProxy:
+		err = showProxy(ctx, opts, stdout, stderr)
+	default:
 		err = dialAndCopy(ctx, opts, stdin, stdout, stderr)
 	}
 	if err != nil {

@@ -1,0 +1,26 @@
+package wsproxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+)
+
+// On macOS the system proxy settings come from "scutil --proxy", which
+// prints the SystemConfiguration proxy dictionary without cgo.
+
+func init() {
+	sysLookup = darwinSettings
+}
+
+func darwinSettings(ctx context.Context, _ func(string) string) (*systemSettings, error) {
+	out, err := exec.CommandContext(ctx, "/usr/sbin/scutil", "--proxy").Output()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("scutil --proxy: %w", ctx.Err())
+		}
+		return nil, fmt.Errorf("scutil --proxy: %w", err)
+	}
+	return parseScutil(bytes.NewReader(out))
+}

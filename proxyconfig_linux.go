@@ -1,0 +1,73 @@
+package wsproxy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// On Linux the desktop named by XDG_CURRENT_DESKTOP decides: KDE's
+// kioslaverc, or GNOME's settings through gsettings for GNOME and the
+// desktops that share its schema. Elsewhere (servers, containers, other
+// desktops) there are no OS settings: the environment is the only source.
+
+func init() {
+	sysLookup = linuxSettings
+}
+
+// gnomeDesktops share org.gnome.system.proxy.
+var gnomeDesktops = []string{"GNOME", "GNOME-CLASSIC", "GNOME-FLASHBACK", "UNITY", "X-CINNAMON", "CINNAMON", "BUDGIE", "BUDGIE-DESKTOP", "PANTHEON", "MATE", "XFCE", "LXDE", "LXQT", "DEEPIN", "POP"}
+
+func linuxSettings(ctx context.Context, getenv func(string) string) (*systemSettings, error) {
+	switch desktopKind(getenv("XDG_CURRENT_DESKTOP"), getenv("DESKTOP_SESSION"), getenv("KDE_FULL_SESSION")) {
+	case SourceKDE:
+		for _, path := range kioslavercPaths(getenv) {
+			f, err := os.Open(path)
+			if err != nil {
+				continue
+			}
+			s, err := parseKioslaverc(f, getenv)
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			s.From = path
+			return s, nil
+		}
+		return nil, nil
+	case SourceGNOME:
+		bin, err := exec.LookPath("gsettings")
+		if err != nil {
+			return nil, nil // no GSettings: nothing to read
+		}
+		return gnomeSettings(ctx, bin, nil)
+	}
+	return nil, nil
+}
+
+// desktopKind maps XDG_CURRENT_DESKTOP (a colon-separated list), or
+// DESKTOP_SESSION when it is empty, to the settings to read: SourceKDE,
+// SourceGNOME, or "" for none.
+func desktopKind(current, session, kdeFull string) Source {
+	names := current
+	if names == "" {
+		names = session
+	}
+	for _, d := range strings.Split(strings.ToUpper(names), ":") {
+		d = strings.TrimSpace(d)
+		if d == "KDE" || strings.HasPrefix(d, "PLASMA") {
+			return SourceKDE
+		}
+		for _, g := range gnomeDesktops {
+			if d == g || strings.HasPrefix(d, g+"-") || (d == "UBUNTU" && g == "GNOME") {
+				return SourceGNOME
+			}
+		}
+	}
+	if kdeFull == "true" {
+		return SourceKDE
+	}
+	return ""
+}
