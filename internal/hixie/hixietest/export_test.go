@@ -1,0 +1,4 @@
+package hixietest
+
+// NewKeyForTest exposes newKey's key to the tests.
+func NewKeyForTest() string { _, k := newKey(); return k }
