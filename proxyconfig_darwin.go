@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"time"
 )
 
 // On macOS the system proxy settings come from "scutil --proxy", which
@@ -15,7 +16,9 @@ func init() {
 }
 
 func darwinSettings(ctx context.Context, _ func(string) string) (*systemSettings, error) {
-	out, err := exec.CommandContext(ctx, "/usr/sbin/scutil", "--proxy").Output()
+	cmd := exec.CommandContext(ctx, "/usr/sbin/scutil", "--proxy")
+	cmd.WaitDelay = time.Second
+	out, err := cmd.Output()
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("scutil --proxy: %w", ctx.Err())

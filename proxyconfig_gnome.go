@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // GNOME's proxy settings (schema org.gnome.system.proxy), read with the
@@ -21,6 +22,7 @@ import (
 func gnomeSettings(ctx context.Context, gsettings string, env []string) (*systemSettings, error) {
 	cmd := exec.CommandContext(ctx, gsettings, "list-recursively", "org.gnome.system.proxy")
 	cmd.Env = env
+	cmd.WaitDelay = time.Second // a child left holding the output cannot hang us
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
@@ -166,4 +168,32 @@ func gvariantStrings(v string) []string {
 func unquoteInt(s string) (int, bool) {
 	n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(s), `"'`))
 	return n, err == nil
+}
+
+// gnomeDesktops share org.gnome.system.proxy.
+var gnomeDesktops = []string{"GNOME", "GNOME-CLASSIC", "GNOME-FLASHBACK", "UNITY", "X-CINNAMON", "CINNAMON", "BUDGIE", "BUDGIE-DESKTOP", "PANTHEON", "MATE", "XFCE", "LXDE", "LXQT", "DEEPIN", "POP"}
+
+// desktopKind maps XDG_CURRENT_DESKTOP (a colon-separated list), or
+// DESKTOP_SESSION when it is empty, to the settings to read: SourceKDE,
+// SourceGNOME, or "" for none.
+func desktopKind(current, session, kdeFull string) Source {
+	names := current
+	if names == "" {
+		names = session
+	}
+	for _, d := range strings.Split(strings.ToUpper(names), ":") {
+		d = strings.TrimSpace(d)
+		if d == "KDE" || strings.HasPrefix(d, "PLASMA") {
+			return SourceKDE
+		}
+		for _, g := range gnomeDesktops {
+			if d == g || strings.HasPrefix(d, g+"-") || (d == "UBUNTU" && g == "GNOME") {
+				return SourceGNOME
+			}
+		}
+	}
+	if kdeFull == "true" {
+		return SourceKDE
+	}
+	return ""
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 )
 
 // On Linux the desktop named by XDG_CURRENT_DESKTOP decides: KDE's
@@ -16,9 +15,6 @@ import (
 func init() {
 	sysLookup = linuxSettings
 }
-
-// gnomeDesktops share org.gnome.system.proxy.
-var gnomeDesktops = []string{"GNOME", "GNOME-CLASSIC", "GNOME-FLASHBACK", "UNITY", "X-CINNAMON", "CINNAMON", "BUDGIE", "BUDGIE-DESKTOP", "PANTHEON", "MATE", "XFCE", "LXDE", "LXQT", "DEEPIN", "POP"}
 
 func linuxSettings(ctx context.Context, getenv func(string) string) (*systemSettings, error) {
 	switch desktopKind(getenv("XDG_CURRENT_DESKTOP"), getenv("DESKTOP_SESSION"), getenv("KDE_FULL_SESSION")) {
@@ -45,29 +41,4 @@ func linuxSettings(ctx context.Context, getenv func(string) string) (*systemSett
 		return gnomeSettings(ctx, bin, nil)
 	}
 	return nil, nil
-}
-
-// desktopKind maps XDG_CURRENT_DESKTOP (a colon-separated list), or
-// DESKTOP_SESSION when it is empty, to the settings to read: SourceKDE,
-// SourceGNOME, or "" for none.
-func desktopKind(current, session, kdeFull string) Source {
-	names := current
-	if names == "" {
-		names = session
-	}
-	for _, d := range strings.Split(strings.ToUpper(names), ":") {
-		d = strings.TrimSpace(d)
-		if d == "KDE" || strings.HasPrefix(d, "PLASMA") {
-			return SourceKDE
-		}
-		for _, g := range gnomeDesktops {
-			if d == g || strings.HasPrefix(d, g+"-") || (d == "UBUNTU" && g == "GNOME") {
-				return SourceGNOME
-			}
-		}
-	}
-	if kdeFull == "true" {
-		return SourceKDE
-	}
-	return ""
 }
