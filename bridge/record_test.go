@@ -304,3 +304,20 @@ func TestRecorderOpenError(t *testing.T) {
 		t.Error("Open in a missing directory succeeded")
 	}
 }
+
+func FuzzRecording(f *testing.F) {
+	f.Add([]byte("RFB 003.008\n"), []byte("\x00\xff'\\\t\r\n"))
+	f.Add([]byte{}, []byte("}{"))
+	f.Fuzz(func(t *testing.T, down, up []byte) {
+		rec, err := bridge.NewRecorder(filepath.Join(t.TempDir(), "f"), -1).Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.ToClient(down)
+		rec.FromClient(up)
+		if err := rec.Close(); err != nil {
+			t.Fatal(err)
+		}
+		checkFrames(t, "go reader", readRecording(t, rec.Path()), []sent{{false, down}, {true, up}})
+	})
+}
