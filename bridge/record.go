@@ -97,9 +97,9 @@ func (r *Recording) ToClient(p []byte) { r.frame('{', p) }
 func (r *Recording) FromClient(p []byte) { r.frame('}', p) }
 
 func (r *Recording) frame(dir byte, p []byte) {
-	ms := time.Since(r.start).Milliseconds()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	ms := time.Since(r.start).Milliseconds() // under the lock: lines stay in time order
 	if r.closed || r.full || r.err != nil {
 		return
 	}
