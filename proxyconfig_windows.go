@@ -61,9 +61,7 @@ func windowsSearchDomains() []string {
 		}
 	}
 	if s, _, err := k.GetStringValue("SearchList"); err == nil {
-		for _, d := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-			out = append(out, d)
-		}
+		out = append(out, strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })...)
 	}
 	return out
 }
