@@ -28,8 +28,9 @@ type Dialer struct {
 	// http.Transport.Proxy, so http.ProxyURL and http.ProxyFromEnvironment
 	// plug in. The request's URL has the scheme mapped: ws to http, wss to
 	// https. Return nil for a direct connection. When Proxy is nil the
-	// environment decides, then the operating system's settings; see
-	// ProxyFromEnvironment.
+	// environment decides, then the operating system's settings (with PAC
+	// and WPAD), then a direct connection; see ProxyForURL, which also
+	// shows the decision.
 	//
 	// Supported proxy URL schemes: http (CONNECT over TCP; the default when
 	// the URL has none, default port 80), https (CONNECT inside TLS to the

@@ -35,6 +35,8 @@ const (
 	// pacEvalLimit bounds one evaluation, DNS look-ups of the helpers
 	// included.
 	pacEvalLimit = 3 * time.Second
+	// pacMaxCallDepth stops runaway recursion with an error.
+	pacMaxCallDepth = 10000
 	// pacIdleVMs is how many ready interpreters a script keeps.
 	pacIdleVMs = 4
 )
@@ -151,6 +153,7 @@ func (s *pacScript) findProxy(ctx context.Context, env pacEnv, u *url.URL) (stri
 	fresh := vm == nil
 	if fresh {
 		vm = &pacVM{rt: goja.New(), state: st}
+		vm.rt.SetMaxCallStackSize(pacMaxCallDepth)
 	}
 	vm.state.ctx, vm.state.env = ctx, env
 	// Interrupt the script when the limit passes or the caller gives up.
@@ -191,6 +194,10 @@ func (s *pacScript) evalError(ctx context.Context, err error) error {
 			return ctx.Err()
 		}
 		return errPACTimeout
+	}
+	var so *goja.StackOverflowError
+	if errors.As(err, &so) {
+		return fmt.Errorf("PAC script error: call stack deeper than %d: %w", pacMaxCallDepth, err)
 	}
 	return fmt.Errorf("PAC script error: %w", err)
 }

@@ -206,11 +206,12 @@ func TestPACScriptErrors(t *testing.T) {
 	require.ErrorContains(t, err, "does not compile")
 	for src, want := range map[string]string{
 		`var x = 1;`: "no FindProxyForURL",
-		`function FindProxyForURL(u, h) { throw new Error("boom"); }`: "boom",
-		`function FindProxyForURL(u, h) { return undefined; }`:        "returned nothing",
-		`function FindProxyForURL(u, h) { return require("fs"); }`:    "require is not defined",
-		`function FindProxyForURL(u, h) { return XMLHttpRequest; }`:   "XMLHttpRequest is not defined",
-		`function FindProxyForURL(u, h) { return setTimeout(h, 1); }`: "setTimeout is not defined",
+		`function FindProxyForURL(u, h) { throw new Error("boom"); }`:                     "boom",
+		`function FindProxyForURL(u, h) { return undefined; }`:                            "returned nothing",
+		`function FindProxyForURL(u, h) { return require("fs"); }`:                        "require is not defined",
+		`function FindProxyForURL(u, h) { return XMLHttpRequest; }`:                       "XMLHttpRequest is not defined",
+		`function FindProxyForURL(u, h) { return setTimeout(h, 1); }`:                     "setTimeout is not defined",
+		`function f() { return f() + 1; } function FindProxyForURL(u, h) { return f(); }`: "call stack deeper than",
 	} {
 		s, err := compilePAC("x", []byte(src))
 		require.NoError(t, err)
