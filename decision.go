@@ -108,7 +108,8 @@ func ProxyForURL(ctx context.Context, u *url.URL) (Decision, error) {
 //     scutil --proxy on macOS; the user's Internet Settings on Windows.
 //     Within them, automatic detection (WPAD) first, then a PAC script's
 //     URL, then manual proxies with their exceptions, each step falling
-//     through to the next when it gives no answer.
+//     through to the next when it gives no answer. As in browsers,
+//     loopback targets (localhost, 127.0.0.0/8, ::1) skip this step.
 //  4. Direct.
 //
 // OS settings are read under a 3 s timeout and cached for 30 s; after a
@@ -148,6 +149,7 @@ type sysHooks struct {
 	now           func() time.Time
 	searchDomains func() []string
 	pacLimit      time.Duration
+	proxyLoopback bool // let OS settings proxy loopback targets
 }
 
 // decide implements ProxyForURL.
@@ -180,6 +182,11 @@ func (d *Dialer) decide(ctx context.Context, u *url.URL) (Decision, error) {
 		} else {
 			dec.Reason = from + " is set, but NO_PROXY (or a loopback target) sends this URL direct"
 		}
+		return dec, nil
+	}
+	if isLoopback(u.Hostname()) && (d.hooks == nil || !d.hooks.proxyLoopback) {
+		dec.Source, dec.Proxies = SourceNone, []*url.URL{nil}
+		dec.Reason = "loopback targets go direct unless Dialer.Proxy or the environment says otherwise"
 		return dec, nil
 	}
 	if !d.ignoreOS || (d.hooks != nil && d.hooks.settings != nil) {
@@ -276,6 +283,17 @@ func (d *Dialer) decidePAC(ctx context.Context, script *pacScript, pacURL string
 		dec.Reason += fmt.Sprintf(", unsupported entries skipped: %s", strings.Join(skipped, ", "))
 	}
 	return true
+}
+
+// isLoopback reports whether host is localhost (or a name under
+// .localhost) or a loopback address.
+func isLoopback(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // withScheme copies p with http as the scheme when it has none.

@@ -87,6 +87,13 @@ func TestProxyForURLResolutionOrder(t *testing.T) {
 			url: "ws://a.example/", want: "DIRECT", wantSource: wsproxy.SourceGNOME, reason: "proxy mode is none"},
 		{name: "OS look-up fails: direct, and says so", hooks: wsproxy.TestHooks{SystemErr: errors.New("gsettings timed out")},
 			url: "ws://a.example/", want: "DIRECT", wantSource: wsproxy.SourceNone, reason: "gsettings timed out"},
+		// As browsers do, and as the environment does.
+		{name: "loopback skips the OS settings", hooks: wsproxy.TestHooks{System: manual()},
+			url: "ws://127.0.0.1:8080/", want: "DIRECT", wantSource: wsproxy.SourceNone, reason: "loopback"},
+		{name: "localhost skips the OS settings", hooks: wsproxy.TestHooks{System: manual()},
+			url: "wss://app.localhost/", want: "DIRECT", wantSource: wsproxy.SourceNone, reason: "loopback"},
+		{name: "::1 skips the OS settings", hooks: wsproxy.TestHooks{System: manual()},
+			url: "wss://[::1]:8443/", want: "DIRECT", wantSource: wsproxy.SourceNone, reason: "loopback"},
 		{name: "nothing configured", hooks: wsproxy.TestHooks{},
 			url: "ws://a.example/", want: "DIRECT", wantSource: wsproxy.SourceNone, reason: "no proxy configured"},
 	} {
@@ -269,7 +276,7 @@ func TestPACCache(t *testing.T) {
 	// Not parallel: InvalidateCache is process-wide.
 	srv := newPACServer(t, map[string]string{"/p.pac": `function FindProxyForURL(u, h) { return "PROXY p:1"; }`})
 	d := &wsproxy.Dialer{}
-	wsproxy.SetTestHooks(d, wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: wsproxy.SourceMacOS, PACURL: srv.URL + "/p.pac"}})
+	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: wsproxy.SourceMacOS, PACURL: srv.URL + "/p.pac"}})
 	for range 3 {
 		dec, err := d.ProxyForURL(context.Background(), mustURL(t, "ws://a.example/"))
 		require.NoError(t, err)
@@ -296,7 +303,7 @@ func TestPACFailoverDial(t *testing.T) {
 	d := &wsproxy.Dialer{}
 	logs := &logSink{}
 	d.Logf = logs.Logf
-	wsproxy.SetTestHooks(d, wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: wsproxy.SourceGNOME, PACURL: srv.URL + "/failover.pac"}})
+	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: wsproxy.SourceGNOME, PACURL: srv.URL + "/failover.pac"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, _, err := d.Dial(ctx, echo.wsURL("/"), &websocket.DialOptions{Subprotocols: []string{"echo"}})
@@ -308,7 +315,7 @@ func TestPACFailoverDial(t *testing.T) {
 	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
 
 	// Every proxy down, no DIRECT: the error names them all.
-	wsproxy.SetTestHooks(d, wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: wsproxy.SourceGNOME, PACURL: srv.URL + "/alldown.pac"}})
+	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: wsproxy.SourceGNOME, PACURL: srv.URL + "/alldown.pac"}})
 	_, _, err = d.Dial(ctx, echo.wsURL("/"), nil)
 	require.ErrorContains(t, err, "every proxy failed")
 	var pe *wsproxy.ProxyError
@@ -317,7 +324,7 @@ func TestPACFailoverDial(t *testing.T) {
 	// A proxy that answers (here 407) ends the list: no failover to DIRECT.
 	authUp := proxytest.New(t, proxytest.Config{Username: "alice", Password: testPassword})
 	srv2 := newPACServer(t, map[string]string{"/auth.pac": fmt.Sprintf(`function FindProxyForURL(u, h) { return "PROXY %s; DIRECT"; }`, authUp.Addr)})
-	wsproxy.SetTestHooks(d, wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: wsproxy.SourceGNOME, PACURL: srv2.URL + "/auth.pac"}})
+	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: wsproxy.SourceGNOME, PACURL: srv2.URL + "/auth.pac"}})
 	_, _, err = d.Dial(ctx, echo.wsURL("/"), nil)
 	require.ErrorIs(t, err, wsproxy.ErrProxyAuthRequired)
 }

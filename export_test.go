@@ -32,6 +32,7 @@ type TestHooks struct {
 	Now           time.Time           // the clock for PAC time helpers (zero: real)
 	SearchDomains []string            // DNS search domains for WPAD
 	PACLimit      time.Duration       // PAC evaluation limit (zero: default)
+	ProxyLoopback bool                // OS settings and PAC apply to loopback targets too
 }
 
 // SetTestHooks makes d use h instead of the environment and the machine.
@@ -58,6 +59,7 @@ func SetTestHooks(d *Dialer, h TestHooks) {
 		},
 		searchDomains: func() []string { return h.SearchDomains },
 		pacLimit:      h.PACLimit,
+		proxyLoopback: h.ProxyLoopback,
 	}
 	if !h.Now.IsZero() {
 		hooks.now = func() time.Time { return h.Now }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -25,6 +26,25 @@ func kioslavercPaths(getenv func(string) string) []string {
 		out = append(out, home+"/.kde4/share/config/kioslaverc", home+"/.kde/share/config/kioslaverc")
 	}
 	return out
+}
+
+// linuxKDESettings reads the first kioslaverc found; none found means no
+// settings.
+func linuxKDESettings(getenv func(string) string) (*systemSettings, error) {
+	for _, path := range kioslavercPaths(getenv) {
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		s, err := parseKioslaverc(f, getenv)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		s.From = path
+		return s, nil
+	}
+	return nil, nil
 }
 
 // parseKioslaverc reads kioslaverc's [Proxy Settings]:

@@ -2,8 +2,6 @@ package wsproxy
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"os/exec"
 )
 
@@ -19,20 +17,7 @@ func init() {
 func linuxSettings(ctx context.Context, getenv func(string) string) (*systemSettings, error) {
 	switch desktopKind(getenv("XDG_CURRENT_DESKTOP"), getenv("DESKTOP_SESSION"), getenv("KDE_FULL_SESSION")) {
 	case SourceKDE:
-		for _, path := range kioslavercPaths(getenv) {
-			f, err := os.Open(path)
-			if err != nil {
-				continue
-			}
-			s, err := parseKioslaverc(f, getenv)
-			f.Close()
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
-			}
-			s.From = path
-			return s, nil
-		}
-		return nil, nil
+		return linuxKDESettings(getenv)
 	case SourceGNOME:
 		bin, err := exec.LookPath("gsettings")
 		if err != nil {
