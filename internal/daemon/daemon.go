@@ -61,7 +61,7 @@ func IsChild() bool { return os.Getenv(envChild) != "" }
 func Detach(o Options) (parent bool, err error) {
 	if IsChild() {
 		if o.PIDFile != "" {
-			if err := writePIDFile(absPath(o.PIDFile)); err != nil {
+			if err := WritePIDFile(o.PIDFile); err != nil {
 				return false, err
 			}
 		}
@@ -142,9 +142,11 @@ func Ready(err error) {
 	fmt.Fprintln(f, "ok")
 }
 
-// writePIDFile writes the PID through a temporary file and a rename, so a
-// reader never sees a half-written file.
-func writePIDFile(path string) error {
+// WritePIDFile writes this process's ID to path through a temporary file
+// and a rename, so a reader never sees a half-written file. Detach calls it
+// in the child; a program running in the foreground may call it itself.
+func WritePIDFile(path string) error {
+	path = absPath(path)
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".pid-*")
 	if err != nil {
 		return fmt.Errorf("daemon: pid file: %w", err)
