@@ -187,3 +187,79 @@ func appendJSEscaped(dst, p []byte) []byte {
 	}
 	return dst
 }
+
+// tap observes the payload a relay moves between the client and the
+// target: a *Recording and a *TrafficLegend are taps.
+type tap interface {
+	FromClient(p []byte) // payload read from the client
+	ToClient(p []byte)   // payload about to be sent to the client
+}
+
+// taps calls every non-nil tap in turn; nil when there are none.
+func taps(ts ...tap) tap {
+	var m multiTap
+	for _, t := range ts {
+		if t != nil && !isNilTap(t) {
+			m = append(m, t)
+		}
+	}
+	switch len(m) {
+	case 0:
+		return nil
+	case 1:
+		return m[0]
+	}
+	return m
+}
+
+func isNilTap(t tap) bool {
+	switch v := t.(type) {
+	case *Recording:
+		return v == nil
+	case *TrafficLegend:
+		return v == nil
+	}
+	return false
+}
+
+type multiTap []tap
+
+func (m multiTap) FromClient(p []byte) {
+	for _, t := range m {
+		t.FromClient(p)
+	}
+}
+
+func (m multiTap) ToClient(p []byte) {
+	for _, t := range m {
+		t.ToClient(p)
+	}
+}
+
+// tapped wraps the client side of a relay (any protocol adapter) so that
+// every Read is reported as FromClient and every Write as ToClient.
+type tapped struct {
+	rw  readWriteCloser
+	tap tap
+}
+
+type readWriteCloser interface {
+	Read(p []byte) (int, error)
+	Write(p []byte) (int, error)
+	Close() error
+}
+
+func (t *tapped) Read(p []byte) (int, error) {
+	n, err := t.rw.Read(p)
+	if n > 0 {
+		t.tap.FromClient(p[:n])
+	}
+	return n, err
+}
+
+func (t *tapped) Write(p []byte) (int, error) {
+	t.tap.ToClient(p)
+	return t.rw.Write(p)
+}
+
+func (t *tapped) Close() error { return t.rw.Close() }
