@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/wsproxy/wsproxy/internal/hixie"
 )
 
@@ -20,8 +22,8 @@ const hixieHandshakeTimeout = 10 * time.Second
 // hixieConn is the legacy protocol adapter: Read returns the decoded
 // payloads of the client's 0x00 base64 0xFF frames, Write sends each call
 // as frames (with "<n>:" sequence numbers when the query asked for
-// seq_num), and Close ends the connection with the closing handshake
-// (Hixie-76) when it can.
+// seq_num), and closeWith ends the connection with the closing handshake
+// (Hixie-76) when it can. It implements clientConn.
 type hixieConn struct {
 	nc      net.Conn
 	r       io.Reader
@@ -30,7 +32,9 @@ type hixieConn struct {
 	version hixie.Version
 	proto   string
 
-	closeOnce sync.Once
+	mu        sync.Mutex
+	sentClose bool
+	closed    bool
 }
 
 // isHixie reports whether r opens a legacy (Hixie-75/76) WebSocket.
@@ -120,23 +124,39 @@ func (c *hixieConn) Write(p []byte) (int, error) { return c.enc.Write(p) }
 // Subprotocol returns the answered subprotocol ("base64" or "").
 func (c *hixieConn) Subprotocol() string { return c.proto }
 
-// Version returns "hixie-75" or "hixie-76", for logs.
-func (c *hixieConn) Version() string { return c.version.String() }
+// protocol returns "hixie-75" or "hixie-76", for logs.
+func (c *hixieConn) protocol() string { return c.version.String() }
 
-// Close ends the connection. For Hixie-76 it first sends the closing
-// handshake 0xFF 0x00 (also the answer to the client's), bounded by a
-// short write deadline; Hixie-75 has none and just closes.
-func (c *hixieConn) Close() error {
-	var err error
-	c.closeOnce.Do(func() {
-		if c.version == hixie.Hixie76 {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_ = c.enc.WriteClose()
+// hixieCloseWait bounds how long closeWith waits for the client's answer
+// to the closing handshake.
+const hixieCloseWait = time.Second
+
+// closeWith ends the connection; the legacy protocol has no close codes,
+// so code and reason only choose between a clean and an abrupt end. With
+// a code, Hixie-76 sends the closing handshake 0xFF 0x00 and gives the
+// client hixieCloseWait to answer (the reader then sees io.EOF) before the
+// socket is closed by the final call; without one the socket closes at
+// once, after answering a closing handshake the client sent. Hixie-75 has
+// no closing handshake and always just closes.
+func (c *hixieConn) closeWith(code websocket.StatusCode, reason string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	if c.version == hixie.Hixie76 && !c.sentClose && (code != 0 || c.dec.Closed()) {
+		c.sentClose = true
+		_ = c.nc.SetWriteDeadline(time.Now().Add(hixieCloseWait))
+		_ = c.enc.WriteClose()
+		if code != 0 && !c.dec.Closed() {
+			_ = c.nc.SetReadDeadline(time.Now().Add(hixieCloseWait))
+			return nil
 		}
-		err = c.nc.Close()
-	})
+	}
+	c.closed = true
+	err := c.nc.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
 	return err
 }
-
-// NetConn returns the hijacked connection.
-func (c *hixieConn) NetConn() net.Conn { return c.nc }

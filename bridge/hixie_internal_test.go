@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/wsproxy/wsproxy/internal/hixie"
 	"github.com/wsproxy/wsproxy/internal/hixie/hixietest"
 	"github.com/wsproxy/wsproxy/internal/peertest"
@@ -33,7 +35,7 @@ func hixieEchoBridge(t *testing.T, maxFrame int) (addr string, errs chan error) 
 			errs <- err
 			return
 		}
-		defer c.Close()
+		defer c.closeWith(0, "")
 		tc, err := net.Dial("tcp", echo)
 		if err != nil {
 			errs <- err
@@ -41,7 +43,7 @@ func hixieEchoBridge(t *testing.T, maxFrame int) (addr string, errs chan error) 
 		}
 		defer tc.Close()
 		done := make(chan error, 1)
-		go func() { _, err := io.Copy(c, tc); done <- err }()
+		go func() { _, err := io.Copy(c, tc); c.closeWith(websocket.StatusNormalClosure, ""); done <- err }()
 		_, err = io.Copy(tc, c)
 		tc.(*net.TCPConn).CloseWrite()
 		<-done

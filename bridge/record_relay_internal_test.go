@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/wsproxy/wsproxy/internal/hixie"
 	"github.com/wsproxy/wsproxy/internal/hixie/hixietest"
 )
@@ -35,12 +37,12 @@ func recordedBridge(t *testing.T, target, base string, legend io.Writer) (addr s
 		recording, err := rec.Open()
 		if err != nil {
 			t.Error(err)
-			hc.Close()
+			hc.closeWith(0, "")
 			return
 		}
 		defer recording.Close()
-		c := &tapped{rw: hc, tap: taps(recording, tl, (*Recording)(nil))}
-		defer c.Close()
+		c := &tappedHixie{hc, []testTap{recording, tl}}
+		defer c.closeWith(0, "")
 		tc, err := net.Dial("tcp", target)
 		if err != nil {
 			return
@@ -48,13 +50,46 @@ func recordedBridge(t *testing.T, target, base string, legend io.Writer) (addr s
 		defer tc.Close()
 		var wg sync.WaitGroup
 		wg.Add(1)
-		go func() { defer wg.Done(); _, _ = io.Copy(c, tc); c.Close() }()
+		go func() {
+			defer wg.Done()
+			_, _ = io.Copy(c, tc)
+			c.closeWith(websocket.StatusNormalClosure, "target closed")
+		}()
 		_, _ = io.Copy(tc, c)
 		tc.Close()
 		wg.Wait()
 	}))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://"), done
+}
+
+// testTap is the relay's tap, as a Recording and a TrafficLegend offer it.
+type testTap interface {
+	FromClient(p []byte)
+	ToClient(p []byte)
+}
+
+// tappedHixie reports each Read and Write to the taps, as the relay does.
+type tappedHixie struct {
+	*hixieConn
+	taps []testTap
+}
+
+func (t *tappedHixie) Read(p []byte) (int, error) {
+	n, err := t.hixieConn.Read(p)
+	for _, tp := range t.taps {
+		if n > 0 {
+			tp.FromClient(p[:n])
+		}
+	}
+	return n, err
+}
+
+func (t *tappedHixie) Write(p []byte) (int, error) {
+	for _, tp := range t.taps {
+		tp.ToClient(p)
+	}
+	return t.hixieConn.Write(p)
 }
 
 type syncBuf struct {
