@@ -1,0 +1,553 @@
+// Package bridge relays WebSocket connections to TCP services, as
+// websockify does: a browser opens a WebSocket to the bridge, the bridge
+// opens a TCP connection (or a Unix socket, or TLS) to the target and
+// copies bytes both ways until one side closes.
+//
+// Handler is an http.Handler to mount on an existing server:
+//
+//	h := &bridge.Handler{Resolver: bridge.FixedTarget{Address: "127.0.0.1:5900"}}
+//	http.Handle("/websockify", h)
+//	log.Fatal(http.ListenAndServe("127.0.0.1:6080", nil))
+//
+// # Protocols
+//
+// RFC 6455 clients choose a subprotocol: "binary" (binary messages carry
+// raw bytes; also the mode when no subprotocol is offered) or "base64"
+// (text messages carry base64). When both are offered "binary" wins. A
+// client offering subprotocols but neither of these gets 400. The legacy
+// Hixie-75/76 protocol is served on the same Handler (see hixie.go).
+//
+// # Security
+//
+// The bridge is not an open relay: each request's target comes from a
+// TargetResolver, either fixed by the operator or looked up by token and
+// checked against an AllowList. By default only same-origin browser pages
+// may connect (Origin's host equal to the request's Host, or no Origin
+// header at all, as from non-browser clients); see Handler.AllowedOrigins.
+// BasicAuth and ClientCertCNs restrict who connects.
+//
+// # Lifecycle
+//
+// Each connection logs one line when it ends (see Handler.Logger) and is
+// counted in Stats. Shutdown refuses new connections and waits for open
+// ones, then closes the rest with 1001.
+package bridge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Defaults for Handler fields left zero.
+const (
+	// DefaultMaxConns caps concurrent connections when Handler.MaxConns is
+	// zero.
+	DefaultMaxConns = 1024
+	// DefaultDialTimeout bounds dialing the target (and its TLS handshake)
+	// when Handler.DialTimeout is zero.
+	DefaultDialTimeout = 10 * time.Second
+	// DefaultMaxMessageSize caps one client message in base64 mode when
+	// Handler.MaxMessageSize is zero (binary messages are streamed and
+	// have no cap).
+	DefaultMaxMessageSize = 1 << 20
+	// DefaultHeartbeatTimeout is how long a ping may wait for its pong when
+	// Handler.HeartbeatTimeout is zero.
+	DefaultHeartbeatTimeout = 10 * time.Second
+)
+
+// Handler accepts WebSocket connections and relays each to the target its
+// Resolver names. Requests that are not WebSocket upgrades go to Static,
+// or get 426 Upgrade Required. Fields must not change once the Handler
+// serves requests; nil and zero fields mean the documented defaults. A
+// Handler must not be copied after first use.
+type Handler struct {
+	// Resolver picks each connection's target. Nil refuses every request
+	// with 500 and a log line: there is no default target.
+	Resolver TargetResolver
+
+	// Dial opens the connection to the target; nil means a net.Dialer
+	// with DialTimeout. The context carries the dial timeout.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// DialTimeout bounds Dial and the TLS handshake with the target; zero
+	// means DefaultDialTimeout.
+	DialTimeout time.Duration
+	// TargetTLS, when not nil, makes the bridge speak TLS to the target
+	// (websockify's --ssl-target), verifying its certificate against
+	// ServerName (the target's host when the config leaves it empty).
+	// Set InsecureSkipVerify in it for websockify's unverified behaviour.
+	TargetTLS *tls.Config
+
+	// AllowedOrigins lists the browser origins allowed besides the
+	// request's own host. Nil or empty means same-origin only: the Origin
+	// header's host must equal the request's Host. Requests without an
+	// Origin header (non-browser clients) are always allowed, since the
+	// check protects browsers against cross-site WebSocket hijacking.
+	// Each entry is a full origin ("https://app.example.com:8443",
+	// compared exactly), a host pattern in path.Match syntax
+	// ("*.example.com"), or "*" for any origin, which lets any web page
+	// a user visits connect through the bridge with that user's
+	// credentials. Refused requests get 403.
+	AllowedOrigins []string
+	// BasicAuth, when not nil, requires HTTP Basic credentials on every
+	// request, static files included; failures get 401 with
+	// WWW-Authenticate.
+	BasicAuth *BasicAuth
+	// ClientCertCNs, when not empty, requires a verified TLS client
+	// certificate whose subject common name is in the list; others get
+	// 403. The server's tls.Config must request and verify client
+	// certificates (ClientAuth: tls.RequireAndVerifyClientCert).
+	ClientCertCNs []string
+
+	// HeartbeatInterval, when positive, pings each RFC 6455 client this
+	// often; a client that does not answer within HeartbeatTimeout is
+	// dropped (a dead peer). Zero disables pings.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout is how long a ping waits for its pong; zero means
+	// DefaultHeartbeatTimeout.
+	HeartbeatTimeout time.Duration
+	// IdleTimeout, when positive, closes a connection (1001 "idle
+	// timeout") after this long without payload in either direction.
+	// Pings and pongs do not count as activity. Zero means no limit.
+	IdleTimeout time.Duration
+	// MaxConns caps concurrent connections; beyond it requests get 503.
+	// Zero means DefaultMaxConns, negative means no cap.
+	MaxConns int
+	// BufferSize is the relay buffer per direction, which bounds the
+	// memory a connection holds and the size of the messages sent to the
+	// client; zero means DefaultBufferSize.
+	BufferSize int
+	// MaxMessageSize caps a client message in base64 mode (the client is
+	// closed with 1009 beyond it); zero means DefaultMaxMessageSize.
+	MaxMessageSize int64
+
+	// Static serves requests that are not WebSocket upgrades, for example
+	// Static("/usr/share/novnc", false). Nil answers them with 426.
+	Static http.Handler
+
+	// Logger receives one line per connection (and per refused request);
+	// nil means slog.Default().
+	Logger *slog.Logger
+
+	// OpenTap, when not nil, is called once per connection after the
+	// WebSocket opened; a non-nil Tap sees the payload both ways (for
+	// recording, see Recorder and TrafficLegend). When the Tap is also an
+	// io.Closer it is closed after the connection ends. An error is logged
+	// and the connection goes on without a tap.
+	OpenTap func(ConnInfo) (Tap, error)
+
+	// onAccepted is a test hook called with the adapter once the
+	// handshake is done.
+	onAccepted func(clientConn)
+
+	ids       atomic.Uint64
+	open      atomic.Int64
+	total     atomic.Uint64
+	refused   atomic.Uint64
+	failed    atomic.Uint64
+	bytesIn   atomic.Int64 // finished connections only; live ones are added in Stats
+	bytesOut  atomic.Int64
+	mu        sync.Mutex
+	conns     map[uint64]*relay
+	shutdown  bool
+	connsDone sync.WaitGroup
+}
+
+// ConnInfo describes a connection to OpenTap.
+type ConnInfo struct {
+	ID          uint64
+	Remote      string // the client's address
+	Target      Target
+	Subprotocol string
+	Protocol    string // "rfc6455", "hixie-75", "hixie-76"
+	Request     *http.Request
+}
+
+// Stats is a snapshot of a Handler's counters.
+type Stats struct {
+	Open     int64  // connections relaying now
+	Total    uint64 // connections accepted (WebSocket opened) since start
+	Refused  uint64 // requests refused before the handshake (auth, origin, limits, unknown targets)
+	Failed   uint64 // connections whose target could not be dialed
+	BytesIn  int64  // payload bytes from clients to targets, open connections included
+	BytesOut int64  // payload bytes from targets to clients, open connections included
+}
+
+// Stats returns the current counters.
+func (h *Handler) Stats() Stats {
+	s := Stats{
+		Open:     h.open.Load(),
+		Total:    h.total.Load(),
+		Refused:  h.refused.Load(),
+		Failed:   h.failed.Load(),
+		BytesIn:  h.bytesIn.Load(),
+		BytesOut: h.bytesOut.Load(),
+	}
+	h.mu.Lock()
+	for _, r := range h.conns {
+		s.BytesIn += r.fromClient.Load()
+		s.BytesOut += r.toClient.Load()
+	}
+	h.mu.Unlock()
+	return s
+}
+
+func (h *Handler) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.Default()
+}
+
+func (h *Handler) maxMessageSize() int64 {
+	if h.MaxMessageSize > 0 {
+		return h.MaxMessageSize
+	}
+	return DefaultMaxMessageSize
+}
+
+func (h *Handler) bufferSize() int {
+	if h.BufferSize > 0 {
+		return h.BufferSize
+	}
+	return DefaultBufferSize
+}
+
+func (h *Handler) dialTimeout() time.Duration {
+	if h.DialTimeout > 0 {
+		return h.DialTimeout
+	}
+	return DefaultDialTimeout
+}
+
+// refuse answers a request the bridge will not serve and logs why.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, msg string, err error) {
+	h.refused.Add(1)
+	h.logger().Warn("bridge: request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "status", status, "reason", err)
+	http.Error(w, msg, status)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h.checkClientCert(r); err != nil {
+		h.refuse(w, r, http.StatusForbidden, "client certificate not allowed", err)
+		return
+	}
+	if h.BasicAuth != nil && !h.BasicAuth.check(r) {
+		h.refused.Add(1)
+		h.logger().Warn("bridge: request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "status", http.StatusUnauthorized, "reason", "basic auth failed")
+		h.BasicAuth.challenge(w)
+		return
+	}
+	if !isWebSocketRequest(r) {
+		if h.Static != nil {
+			h.Static.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "this is a WebSocket bridge: connect with a WebSocket client", http.StatusUpgradeRequired)
+		return
+	}
+	if err := h.checkOrigin(r); err != nil {
+		h.refuse(w, r, http.StatusForbidden, "origin not allowed", err)
+		return
+	}
+	if h.Resolver == nil {
+		h.refuse(w, r, http.StatusInternalServerError, "no target configured", errors.New("Handler.Resolver is nil"))
+		return
+	}
+	if !h.reserve() {
+		w.Header().Set("Retry-After", "5")
+		h.refuse(w, r, http.StatusServiceUnavailable, "too many connections or shutting down", errors.New("connection limit reached or shutting down"))
+		return
+	}
+	defer h.release()
+
+	target, err := h.Resolver.Resolve(r.Context(), r)
+	if err != nil {
+		status, msg := http.StatusBadGateway, "target lookup failed"
+		switch {
+		case errors.Is(err, ErrNoToken):
+			status, msg = http.StatusNotFound, "no token"
+		case errors.Is(err, ErrUnknownToken):
+			status, msg = http.StatusNotFound, "unknown token"
+		case errors.Is(err, ErrTargetNotAllowed):
+			status, msg = http.StatusForbidden, "target not allowed"
+		}
+		h.refuse(w, r, status, msg, err)
+		return
+	}
+
+	client, err := h.acceptClient(w, r)
+	if err != nil {
+		h.refused.Add(1)
+		h.logger().Warn("bridge: handshake failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+		return
+	}
+	h.serveConn(r, client, target)
+}
+
+// reserve takes a connection slot unless the limit is reached or the
+// Handler is shutting down.
+func (h *Handler) reserve() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shutdown {
+		return false
+	}
+	max := h.MaxConns
+	if max == 0 {
+		max = DefaultMaxConns
+	}
+	if max > 0 && h.open.Load() >= int64(max) {
+		return false
+	}
+	h.open.Add(1)
+	h.connsDone.Add(1)
+	return true
+}
+
+func (h *Handler) release() {
+	h.open.Add(-1)
+	h.connsDone.Done()
+}
+
+// serveConn dials the target and relays until the connection ends.
+func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) {
+	start := time.Now()
+	h.total.Add(1)
+	id := h.ids.Add(1)
+	log := h.logger().With("id", id, "remote", r.RemoteAddr, "target", target.String(),
+		"protocol", client.protocol(), "subprotocol", client.Subprotocol())
+	if h.onAccepted != nil {
+		h.onAccepted(client)
+	}
+
+	tc, err := h.dialTarget(target)
+	if err != nil {
+		h.failed.Add(1)
+		client.closeWith(websocket.StatusInternalError, "target unreachable")
+		log.Warn("bridge: target dial failed", "err", err, "close_code", int(websocket.StatusInternalError),
+			"close_reason", "target unreachable", "duration", time.Since(start))
+		return
+	}
+
+	rl := &relay{client: client, target: tc, bufSize: h.bufferSize()}
+	if h.OpenTap != nil {
+		tap, err := h.OpenTap(ConnInfo{ID: id, Remote: r.RemoteAddr, Target: target,
+			Subprotocol: client.Subprotocol(), Protocol: client.protocol(), Request: r})
+		if err != nil {
+			log.Warn("bridge: tap failed, relaying without it", "err", err)
+		} else if tap != nil {
+			rl.tap = tap
+			if c, ok := tap.(interface{ Close() error }); ok {
+				defer func() {
+					if err := c.Close(); err != nil {
+						log.Warn("bridge: tap close failed", "err", err)
+					}
+				}()
+			}
+		}
+	}
+	if !h.track(id, rl) {
+		// Shutdown began between reserve and now.
+		rl.abort(websocket.StatusGoingAway, "bridge shutting down", nil)
+	}
+	defer h.untrack(id, rl)
+
+	stop := make(chan struct{})
+	var watchDone sync.WaitGroup
+	if h.HeartbeatInterval > 0 || h.IdleTimeout > 0 {
+		watchDone.Add(1)
+		go func() {
+			defer watchDone.Done()
+			h.watch(rl, stop)
+		}()
+	}
+	res := rl.run()
+	close(stop)
+	watchDone.Wait()
+
+	attrs := []any{"from_client", res.fromClient, "to_client", res.toClient,
+		"duration", time.Since(start), "ended_by", res.endedBy}
+	if res.code != 0 {
+		attrs = append(attrs, "close_code", int(res.code), "close_reason", res.reason)
+	}
+	level := slog.LevelInfo
+	if res.err != nil {
+		attrs = append(attrs, "err", res.err)
+		if res.endedBy != endClient {
+			level = slog.LevelWarn
+		}
+	}
+	log.Log(context.Background(), level, "bridge: connection closed", attrs...)
+}
+
+func (h *Handler) track(id uint64, rl *relay) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conns == nil {
+		h.conns = make(map[uint64]*relay)
+	}
+	h.conns[id] = rl
+	return !h.shutdown
+}
+
+func (h *Handler) untrack(id uint64, rl *relay) {
+	h.mu.Lock()
+	delete(h.conns, id)
+	h.mu.Unlock()
+	h.bytesIn.Add(rl.fromClient.Load())
+	h.bytesOut.Add(rl.toClient.Load())
+}
+
+// dialTarget connects to t, with TLS when TargetTLS is set, within
+// DialTimeout.
+func (h *Handler) dialTarget(t Target) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.dialTimeout())
+	defer cancel()
+	dial := h.Dial
+	if dial == nil {
+		d := &net.Dialer{}
+		dial = d.DialContext
+	}
+	c, err := dial(ctx, t.network(), t.Address)
+	if err != nil {
+		return nil, err
+	}
+	if tcp, ok := c.(*net.TCPConn); ok {
+		_ = tcp.SetNoDelay(true)
+	}
+	if h.TargetTLS == nil {
+		return c, nil
+	}
+	cfg := h.TargetTLS.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = t.ServerName
+		if cfg.ServerName == "" {
+			if host, _, err := net.SplitHostPort(t.Address); err == nil {
+				cfg.ServerName = host
+			}
+		}
+	}
+	tc := tls.Client(c, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("tls to target: %w", err)
+	}
+	return tc, nil
+}
+
+// watch runs the heartbeat and the idle timeout of one connection until
+// stop is closed.
+func (h *Handler) watch(rl *relay, stop <-chan struct{}) {
+	var heartbeat <-chan time.Time
+	p, canPing := rl.client.(pinger)
+	if canPing && h.HeartbeatInterval > 0 {
+		t := time.NewTicker(h.HeartbeatInterval)
+		defer t.Stop()
+		heartbeat = t.C
+	}
+	var idle <-chan time.Time
+	var idleTimer *time.Timer
+	if h.IdleTimeout > 0 {
+		idleTimer = time.NewTimer(h.IdleTimeout)
+		defer idleTimer.Stop()
+		idle = idleTimer.C
+	}
+	if heartbeat == nil && idle == nil {
+		return
+	}
+	timeout := h.HeartbeatTimeout
+	if timeout <= 0 {
+		timeout = DefaultHeartbeatTimeout
+	}
+	for {
+		select {
+		case <-stop:
+			return
+		case <-heartbeat:
+			if err := p.ping(timeout); err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return // the connection is ending anyway
+				}
+				select {
+				case <-stop:
+				default:
+					rl.abort(0, "no answer to ping", fmt.Errorf("heartbeat: dead peer: %w", err))
+				}
+				return
+			}
+		case <-idle:
+			if h.idleExpired(rl, idleTimer) {
+				return
+			}
+		}
+	}
+}
+
+// idleExpired aborts rl when it has been idle for IdleTimeout and reports
+// true; otherwise it rearms t for the rest of the period.
+func (h *Handler) idleExpired(rl *relay, t *time.Timer) bool {
+	idle := time.Since(rl.lastActivity())
+	if idle >= h.IdleTimeout {
+		rl.abort(websocket.StatusGoingAway, "idle timeout", nil)
+		return true
+	}
+	t.Reset(h.IdleTimeout - idle)
+	return false
+}
+
+// Shutdown stops accepting connections (new requests get 503) and waits
+// for open ones to end by themselves. When ctx ends first, it closes the
+// remaining connections with 1001 "bridge shutting down", waits for their
+// relays to finish, and returns ctx's error. Call it after
+// http.Server.Shutdown, which does not wait for WebSocket (hijacked)
+// connections. Shutdown is final: a Handler does not accept connections
+// again.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.shutdown = true
+	h.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		h.connsDone.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	h.mu.Lock()
+	conns := make([]*relay, 0, len(h.conns))
+	for _, rl := range h.conns {
+		conns = append(conns, rl)
+	}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, rl := range conns {
+		wg.Go(func() { rl.abort(websocket.StatusGoingAway, "bridge shutting down", nil) })
+	}
+	wg.Wait()
+	<-done
+	return ctx.Err()
+}
+
+// String returns a short description for logs.
+func (s Stats) String() string {
+	return "open=" + strconv.FormatInt(s.Open, 10) + " total=" + strconv.FormatUint(s.Total, 10) +
+		" refused=" + strconv.FormatUint(s.Refused, 10) + " failed=" + strconv.FormatUint(s.Failed, 10) +
+		" in=" + strconv.FormatInt(s.BytesIn, 10) + " out=" + strconv.FormatInt(s.BytesOut, 10)
+}
