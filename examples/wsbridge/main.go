@@ -1,0 +1,260 @@
+// Command wsbridge is a WebSocket-to-TCP bridge with websockify's command
+// line: a drop-in replacement that runs as one process, with the bridge
+// package's protections (no open relay, Origin checks, limits).
+//
+//	wsbridge 6080 localhost:5900
+//	wsbridge --web /usr/share/novnc --cert self.pem [::]:6080 [::1]:5900
+//	wsbridge --token-plugin TokenFile --token-source /etc/wsbridge/tokens 6080
+//
+// SIGINT and SIGTERM stop accepting connections and give open ones
+// ten seconds to finish before closing them with 1001 (a second signal
+// closes them at once). docs/websockify-compat.md compares the options
+// with websockify's.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wsproxy/wsproxy/bridge"
+)
+
+// shutdownGrace is how long open connections may take to finish after a
+// signal.
+const shutdownGrace = 10 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stderr, nil)
+	if errors.Is(err, errHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wsbridge: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends, then shuts down gracefully. ready, when not
+// nil, is called with the listening address.
+func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Addr)) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	logOut := stderr
+	if o.logFile != "" {
+		f, err := os.OpenFile(o.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		logOut = f
+	}
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+
+	h, err := buildHandler(o, log)
+	if err != nil {
+		return err
+	}
+	lopts := &bridge.ListenerOptions{Logger: log}
+	if o.cert != "" {
+		if lopts.TLSConfig, err = serverTLS(o); err != nil {
+			return err
+		}
+	}
+	l, err := bridge.Listen("tcp", o.listen, lopts)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("wsbridge: listening", "addr", l.Addr().String(), "target", describeTarget(o), "tls", o.cert != "", "web", o.web)
+	if ready != nil {
+		ready(l.Addr())
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(l) }()
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("wsbridge: shutting down", "grace", shutdownGrace, "open", h.Stats().Open)
+	// A second signal ends the grace period at once.
+	again, stopAgain := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopAgain()
+	sctx, cancel := context.WithTimeout(again, shutdownGrace)
+	defer cancel()
+	_ = srv.Shutdown(sctx) // stops the listener and idle HTTP connections
+	if err := h.Shutdown(sctx); err != nil {
+		log.Info("wsbridge: closed connections still open at the deadline")
+	}
+	<-serveErr
+	log.Info("wsbridge: stopped", "stats", h.Stats().String())
+	return nil
+}
+
+func describeTarget(o *options) string {
+	switch {
+	case o.unixTarget != "":
+		return "unix:" + o.unixTarget
+	case o.tokenPlugin != "":
+		return o.tokenPlugin + ":" + o.tokenSource
+	}
+	return o.target
+}
+
+// buildHandler turns the options into a bridge.Handler.
+func buildHandler(o *options, log *slog.Logger) (*bridge.Handler, error) {
+	h := &bridge.Handler{
+		Logger:            log,
+		HeartbeatInterval: o.heartbeat,
+		IdleTimeout:       o.idleTimeout,
+		MaxConns:          o.maxConns,
+		AllowedOrigins:    o.allowOrigins,
+	}
+	switch {
+	case o.unixTarget != "":
+		h.Resolver = bridge.FixedTarget{Network: "unix", Address: o.unixTarget}
+	case o.target != "":
+		h.Resolver = bridge.FixedTarget{Address: o.target}
+	default:
+		r, err := tokenResolver(o, log)
+		if err != nil {
+			return nil, err
+		}
+		h.Resolver = r
+	}
+	if o.sslTarget {
+		cfg := &tls.Config{InsecureSkipVerify: o.sslTargetInsecure}
+		if o.sslTargetCA != "" {
+			pool, err := loadPool(o.sslTargetCA)
+			if err != nil {
+				return nil, err
+			}
+			cfg.RootCAs = pool
+		}
+		h.TargetTLS = cfg
+	}
+	switch o.authPlugin {
+	case "":
+	case "BasicHTTPAuth":
+		user, pass, ok := strings.Cut(o.authSource, ":")
+		if !ok || user == "" {
+			return nil, errors.New("BasicHTTPAuth needs --auth-source user:password")
+		}
+		h.BasicAuth = bridge.BasicAuthPassword(user, pass)
+	case "ExpectOrigin":
+		origins := strings.Fields(o.authSource)
+		if len(origins) == 0 {
+			return nil, errors.New("ExpectOrigin needs --auth-source with space-separated origins")
+		}
+		h.AllowedOrigins = append(h.AllowedOrigins, origins...)
+	case "ClientCertCNAuth":
+		cns := strings.Fields(o.authSource)
+		if len(cns) == 0 || !o.verify {
+			return nil, errors.New("ClientCertCNAuth needs --auth-source with common names and --verify-client")
+		}
+		h.ClientCertCNs = cns
+	default:
+		return nil, fmt.Errorf("unknown --auth-plugin %q (BasicHTTPAuth, ExpectOrigin, ClientCertCNAuth)", o.authPlugin)
+	}
+	if o.web != "" {
+		static, err := bridge.Static(o.web, o.webListing)
+		if err != nil {
+			return nil, fmt.Errorf("--web: %w", err)
+		}
+		h.Static = static
+	}
+	return h, nil
+}
+
+func tokenResolver(o *options, log *slog.Logger) (*bridge.TokenResolver, error) {
+	r := &bridge.TokenResolver{HostToken: o.hostToken}
+	switch o.tokenPlugin {
+	case "TokenFile", "ReadOnlyTokenFile":
+		if _, err := os.Stat(o.tokenSource); err != nil {
+			return nil, fmt.Errorf("--token-source: %w", err)
+		}
+		r.Store = &bridge.TokenFile{Path: o.tokenSource, ReadOnly: o.tokenPlugin == "ReadOnlyTokenFile", Logger: log}
+		// The operator writes the token file: its targets are trusted
+		// unless --allow-target narrows them.
+		r.Allow = bridge.AllowAll()
+	case "TokenRedis":
+		store, err := bridge.ParseRedisSource(o.tokenSource)
+		if err != nil {
+			return nil, err
+		}
+		r.Store = store
+		if len(o.allowTargets) == 0 {
+			return nil, errors.New("TokenRedis needs --allow-target: whoever can write to Redis would otherwise choose any target (use --allow-target '0.0.0.0/0:*' to accept that)")
+		}
+	default:
+		return nil, fmt.Errorf("unknown --token-plugin %q (TokenFile, ReadOnlyTokenFile, TokenRedis)", o.tokenPlugin)
+	}
+	if len(o.allowTargets) > 0 {
+		allow, err := bridge.ParseAllowList(o.allowTargets...)
+		if err != nil {
+			return nil, err
+		}
+		r.Allow = allow
+	}
+	return r, nil
+}
+
+// serverTLS loads --cert/--key (the key may be in the certificate file,
+// as websockify allows) and --verify-client/--cafile.
+func serverTLS(o *options) (*tls.Config, error) {
+	key := o.key
+	if key == "" {
+		key = o.cert
+	}
+	cert, err := tls.LoadX509KeyPair(o.cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("--cert/--key: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if o.verify {
+		pool, err := loadPool(o.caFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+func loadPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificates", file)
+	}
+	return pool, nil
+}
