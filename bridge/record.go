@@ -187,3 +187,13 @@ func appendJSEscaped(dst, p []byte) []byte {
 	}
 	return dst
 }
+
+// OpenTap opens the connection's recording; use it as Handler.OpenTap
+// (the Handler closes the Recording when the connection ends).
+func (r *Recorder) OpenTap(ConnInfo) (Tap, error) {
+	rec, err := r.Open()
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}

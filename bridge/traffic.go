@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"errors"
 	"io"
 	"sync"
 )
@@ -43,4 +44,44 @@ func (t *TrafficLegend) write(s string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	_, _ = io.WriteString(t.w, s)
+}
+
+// Taps combines taps into one for Handler.OpenTap: each call goes to every
+// non-nil tap in order, and Close closes those that are io.Closers. It
+// returns nil when no tap is left.
+func Taps(taps ...Tap) Tap {
+	var m multiTap
+	for _, t := range taps {
+		if t != nil {
+			m = append(m, t)
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+type multiTap []Tap
+
+func (m multiTap) FromClient(p []byte) {
+	for _, t := range m {
+		t.FromClient(p)
+	}
+}
+
+func (m multiTap) ToClient(p []byte) {
+	for _, t := range m {
+		t.ToClient(p)
+	}
+}
+
+func (m multiTap) Close() error {
+	var errs []error
+	for _, t := range m {
+		if c, ok := t.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
 }

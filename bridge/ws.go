@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wsproxy/wsproxy/internal/hixie"
 )
 
 // The subprotocols the bridge speaks, as websockify and noVNC name them.
@@ -86,6 +89,13 @@ func isWebSocketRequest(r *http.Request) bool {
 // it has already answered the request (400 with the reason) and returns
 // the error for the log.
 func (h *Handler) acceptClient(w http.ResponseWriter, r *http.Request) (clientConn, error) {
+	if isHixie(r) {
+		hc, err := acceptHixie(w, r, int(min(h.maxMessageSize(), math.MaxInt32)))
+		if err != nil {
+			return nil, err
+		}
+		return hc, nil
+	}
 	sub, err := chooseSubprotocol(offeredSubprotocols(r.Header))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -103,6 +113,9 @@ func (h *Handler) acceptClient(w http.ResponseWriter, r *http.Request) (clientCo
 		return nil, err // Accept has answered the request
 	}
 	wc := &wsConn{c: c, base64: sub == SubprotocolBase64, maxMsg: h.maxMessageSize()}
+	if wc.base64 && hixie.SeqNumRequested(r.URL.Query()) {
+		wc.seq = new(hixie.Seq) // "<n>:" before each message's base64
+	}
 	if wc.base64 {
 		c.SetReadLimit(wc.maxMsg)
 	} else {
@@ -123,6 +136,7 @@ type wsConn struct {
 	c      *websocket.Conn
 	base64 bool
 	maxMsg int64
+	seq    *hixie.Seq // base64 mode with seq_num: numbers the messages sent
 
 	// Read state (one reader goroutine).
 	msg     io.Reader // binary mode: the message being streamed
@@ -237,13 +251,8 @@ func (c *wsConn) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
-	need := base64.StdEncoding.EncodedLen(len(p))
-	if cap(c.out) < need {
-		c.out = make([]byte, need)
-	}
-	out := c.out[:need]
-	base64.StdEncoding.Encode(out, p)
-	if err := c.c.Write(context.Background(), websocket.MessageText, out); err != nil {
+	c.out = hixie.AppendPayload(c.out[:0], p, c.seq)
+	if err := c.c.Write(context.Background(), websocket.MessageText, c.out); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -31,7 +31,7 @@ type Options struct {
 	Version  hixie.Version // Hixie75 or Hixie76 (the default)
 	Path     string        // request target, default "/"
 	Host     string        // Host header, default the dialled address
-	Origin   string        // default "http://localhost"
+	Origin   string        // default "http://" + Host (a page served by the same host)
 	Protocol string        // offered subprotocol, none when empty
 	TLS      *tls.Config   // non-nil: wss (TLS to the server)
 	// Header adds request header lines (e.g. Authorization).
@@ -60,7 +60,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
 		opts.Host = addr
 	}
 	if opts.Origin == "" {
-		opts.Origin = "http://localhost"
+		opts.Origin = "http://" + opts.Host
 	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
@@ -68,7 +68,12 @@ func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
 		return nil, err
 	}
 	if opts.TLS != nil {
-		tc := tls.Client(nc, opts.TLS)
+		conf := opts.TLS
+		if conf.ServerName == "" && !conf.InsecureSkipVerify {
+			conf = conf.Clone()
+			conf.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(nc, conf)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, err
