@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -142,17 +143,37 @@ func TestBadConfigurations(t *testing.T) {
 // standard output.
 func runNode(t *testing.T, script string, args ...string) string {
 	t.Helper()
+	out, err := nodeOutput(t, script, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// runNodeAllowFail is runNode returning standard output even when the
+// script exits non-zero (scripts that report failures as JSON).
+func runNodeAllowFail(t *testing.T, script string, args ...string) string {
+	t.Helper()
+	out, err := nodeOutput(t, script, args...)
+	if err != nil {
+		t.Log(err)
+	}
+	return out
+}
+
+func nodeOutput(t *testing.T, script string, args ...string) (string, error) {
+	t.Helper()
 	peertest.NodeModules(t)
 	node := peertest.Require(t, "node", "apt-get install -y nodejs")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, append([]string{filepath.Join(peertest.NodeDir(t), script)}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("node %s: %v\nstdout: %s\nstderr: %s", script, err, stdout.String(), stderr.String())
+		return strings.TrimSpace(stdout.String()), fmt.Errorf("node %s: %v\nstdout: %s\nstderr: %s", script, err, stdout.String(), stderr.String())
 	}
-	return strings.TrimSpace(stdout.String())
+	return strings.TrimSpace(stdout.String()), nil
 }
 
 // TestNodeClients echoes through wsbridge to a TCP echo with real
