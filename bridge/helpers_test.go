@@ -2,12 +2,17 @@ package bridge_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"io"
 	"log/slog"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/wsproxy/wsproxy/bridge"
 )
 
 func encodeB64(p []byte) string             { return base64.StdEncoding.EncodeToString(p) }
@@ -19,3 +24,12 @@ func slog0(t *testing.T) *slog.Logger {
 }
 
 func tlsConfigNoRoots() *tls.Config { return &tls.Config{RootCAs: x509.NewCertPool()} }
+
+func serveB(b *testing.B, h *bridge.Handler) string {
+	srv := httptest.NewServer(h)
+	b.Cleanup(func() {
+		srv.Close()
+		_ = h.Shutdown(context.Background())
+	})
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
