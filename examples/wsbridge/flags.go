@@ -41,6 +41,8 @@ type options struct {
 
 	verbose bool
 	logFile string
+
+	legacy legacyOptions // legacy.go: sniffing, Flash policy, recording, daemon
 }
 
 type listFlag []string
@@ -120,6 +122,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.verbose, "v", false, "verbose: debug logging")
 	fs.BoolVar(&o.verbose, "verbose", false, "same as -v")
 	fs.StringVar(&o.logFile, "log-file", "", "append logs to `file` instead of standard error")
+	o.legacy.register(fs)
 	return fs
 }
 
@@ -201,7 +204,7 @@ func (o *options) finish(pos []string) error {
 	if (o.sslTargetInsecure || o.sslTargetCA != "") && !o.sslTarget {
 		return errors.New("--ssl-target-insecure and --ssl-target-ca need --ssl-target")
 	}
-	return nil
+	return o.legacy.check(o)
 }
 
 // parseListen turns websockify's [source_addr:]source_port into host:port.

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/wsproxy/wsproxy/bridge"
+	"github.com/wsproxy/wsproxy/internal/daemon"
 )
 
 // shutdownGrace is how long open connections may take to finish after a
@@ -39,6 +40,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stderr, nil)
+	daemon.Ready(err) // a -D child that failed before listening tells its parent why
 	if errors.Is(err, errHelp) {
 		return
 	}
@@ -55,6 +57,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	if err != nil {
 		return err
 	}
+	if parent, err := o.legacy.detach(o.logFile); err != nil || parent {
+		return err // -D: the child serves; the parent exits with its verdict
+	}
+	defer o.legacy.cleanup()
+	ctx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
 	logOut := stderr
 	if o.logFile != "" {
 		f, err := os.OpenFile(o.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
@@ -74,18 +82,21 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	if err != nil {
 		return err
 	}
+	h.OpenTap = o.legacy.openTap(stderr, log)
 	lopts := &bridge.ListenerOptions{Logger: log}
+	o.legacy.listenerOptions(lopts)
 	if o.cert != "" {
 		if lopts.TLSConfig, err = serverTLS(o); err != nil {
 			return err
 		}
 	}
 	l, err := bridge.Listen("tcp", o.listen, lopts)
+	o.legacy.ready(err)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           o.legacy.wrapRunOnce(h, stopRun),
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
