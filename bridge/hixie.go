@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -31,6 +32,8 @@ type hixieConn struct {
 	enc     *hixie.Encoder
 	version hixie.Version
 	proto   string
+
+	clientClosed atomic.Bool // the client sent the closing handshake
 
 	mu        sync.Mutex
 	sentClose bool
@@ -116,7 +119,13 @@ func acceptHixie(w http.ResponseWriter, r *http.Request, maxFrame int) (*hixieCo
 // (closing handshake, or end of connection between frames). A protocol
 // violation (oversized frame, bad base64, stray byte) is returned as an
 // error that says which.
-func (c *hixieConn) Read(p []byte) (int, error) { return c.dec.Read(p) }
+func (c *hixieConn) Read(p []byte) (int, error) {
+	n, err := c.dec.Read(p)
+	if err != nil && c.dec.Closed() {
+		c.clientClosed.Store(true) // for closeWith, on another goroutine
+	}
+	return n, err
+}
 
 // Write sends p to the client as frames.
 func (c *hixieConn) Write(p []byte) (int, error) { return c.enc.Write(p) }
@@ -144,11 +153,12 @@ func (c *hixieConn) closeWith(code websocket.StatusCode, reason string) error {
 	if c.closed {
 		return nil
 	}
-	if c.version == hixie.Hixie76 && !c.sentClose && (code != 0 || c.dec.Closed()) {
+	clientClosed := c.clientClosed.Load()
+	if c.version == hixie.Hixie76 && !c.sentClose && (code != 0 || clientClosed) {
 		c.sentClose = true
 		_ = c.nc.SetWriteDeadline(time.Now().Add(hixieCloseWait))
 		_ = c.enc.WriteClose()
-		if code != 0 && !c.dec.Closed() {
+		if code != 0 && !clientClosed {
 			_ = c.nc.SetReadDeadline(time.Now().Add(hixieCloseWait))
 			return nil
 		}

@@ -285,3 +285,30 @@ func mergeFrames(fs []recordedFrame) []recordedFrame {
 	}
 	return out
 }
+
+// TestHixieClientCloseAnswered: the bridge answers a Hixie-76 client's
+// closing handshake with its own before closing the connection.
+func TestHixieClientCloseAnswered(t *testing.T) {
+	t.Parallel()
+	url, _ := echoBridge(t, &bridge.Handler{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := hixietest.Dial(ctx, hostOf(url), hixietest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Send([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := c.Recv(); err != nil || string(p) != "x" {
+		t.Fatalf("echo %q, %v", p, err)
+	}
+	if _, err := c.Write([]byte{0xFF, 0x00}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.ReadText(); !errors.Is(err, hixietest.ErrClosed) {
+		t.Fatalf("after the client's closing handshake: %v, want the bridge's answer", err)
+	}
+}
