@@ -15,7 +15,19 @@
 // raw bytes; also the mode when no subprotocol is offered) or "base64"
 // (text messages carry base64). When both are offered "binary" wins. A
 // client offering subprotocols but neither of these gets 400. The legacy
-// Hixie-75/76 protocol is served on the same Handler (see hixie.go).
+// Hixie-75/76 protocol (0x00 base64 0xFF frames) is served on the same
+// Handler, detected from the request headers; it needs an
+// http.ResponseWriter that can be hijacked (HTTP/1.1). With "seq_num" in
+// the query (bare or =1), every frame or base64 message sent to the client
+// starts with a counter and a colon: "0:", "1:", ...
+//
+// # One port for everything
+//
+// Listen (or NewListener) wraps a net.Listener so one port serves TLS,
+// plain HTTP and Flash cross-domain policy requests, telling them apart by
+// their first bytes; SSLOnly refuses plain connections. Recorder writes
+// noVNC-format recordings and TrafficLegend websockify's --traffic
+// display, both through Handler.OpenTap.
 //
 // # Security
 //
