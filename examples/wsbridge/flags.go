@@ -33,7 +33,9 @@ type options struct {
 	caFile     string
 
 	heartbeat   time.Duration
-	idleTimeout time.Duration
+	idleTimeout time.Duration // websockify's: exit after this long without connections
+	timeout     time.Duration // websockify's: stop accepting this long after start
+	connIdle    time.Duration // close one connection idle this long
 	maxConns    int
 
 	authPlugin, authSource string
@@ -114,7 +116,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.verify, "verify-client", false, "require a TLS client certificate signed by --cafile")
 	fs.StringVar(&o.caFile, "cafile", "", "PEM `file` of CA certificates for --verify-client")
 	fs.Var(secondsFlag{&o.heartbeat}, "heartbeat", "ping clients every `N` seconds and drop those that do not answer (0: off)")
-	fs.Var(secondsFlag{&o.idleTimeout}, "idle-timeout", "close connections idle for `N` seconds (0: never)")
+	fs.Var(secondsFlag{&o.idleTimeout}, "idle-timeout", "exit after `N` seconds without open connections (0: never), as websockify")
+	fs.Var(secondsFlag{&o.timeout}, "timeout", "stop accepting `N` seconds after start and exit once open connections end (0: never), as websockify")
+	fs.Var(secondsFlag{&o.connIdle}, "conn-idle-timeout", "close a connection after `N` seconds without data either way (0: never)")
 	fs.IntVar(&o.maxConns, "max-conns", 0, "refuse (503) connections beyond this many at once (0: 1024, -1: no limit)")
 	fs.StringVar(&o.authPlugin, "auth-plugin", "", "`plugin`: BasicHTTPAuth, ExpectOrigin or ClientCertCNAuth")
 	fs.StringVar(&o.authSource, "auth-source", "", "the auth plugin's `source`: user:password, space-separated origins, or space-separated common names")

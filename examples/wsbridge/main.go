@@ -107,16 +107,34 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
 
+	lifetime := make(chan string, 1)
+	if o.timeout > 0 || o.idleTimeout > 0 {
+		go watchLifetime(ctx, h, o.timeout, o.idleTimeout, lifetime)
+	}
+
+	var reason string
 	select {
 	case err := <-serveErr:
 		return err
 	case <-ctx.Done():
+	case reason = <-lifetime:
 	}
-	log.Info("wsbridge: shutting down", "grace", shutdownGrace, "open", h.Stats().Open)
-	// A second signal ends the grace period at once.
+	// A signal ends the grace period at once.
 	again, stopAgain := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopAgain()
-	sctx, cancel := context.WithTimeout(again, shutdownGrace)
+	grace := shutdownGrace
+	if reason != "" {
+		// --timeout and --idle-timeout let open connections run to their
+		// end, as websockify's do.
+		grace = 0
+		log.Info("wsbridge: shutting down", "reason", reason, "open", h.Stats().Open)
+	} else {
+		log.Info("wsbridge: shutting down", "grace", grace, "open", h.Stats().Open)
+	}
+	sctx, cancel := again, context.CancelFunc(func() {})
+	if grace > 0 {
+		sctx, cancel = context.WithTimeout(again, grace)
+	}
 	defer cancel()
 	_ = srv.Shutdown(sctx) // stops the listener and idle HTTP connections
 	if err := h.Shutdown(sctx); err != nil {
@@ -142,7 +160,7 @@ func buildHandler(o *options, log *slog.Logger) (*bridge.Handler, error) {
 	h := &bridge.Handler{
 		Logger:            log,
 		HeartbeatInterval: o.heartbeat,
-		IdleTimeout:       o.idleTimeout,
+		IdleTimeout:       o.connIdle,
 		MaxConns:          o.maxConns,
 		AllowedOrigins:    o.allowOrigins,
 	}
