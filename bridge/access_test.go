@@ -2,8 +2,10 @@ package bridge_test
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wsproxy/wsproxy/bridge"
+	"github.com/wsproxy/wsproxy/internal/peertest"
 )
 
 func TestOrigin(t *testing.T) {
@@ -212,4 +215,41 @@ func TestStatic(t *testing.T) {
 		c := dial(t, url, nil)
 		c.CloseNow()
 	}
+}
+
+// TestClientCertCN: with RequireAndVerifyClientCert on the server, the
+// Handler lets through only the listed common names.
+func TestClientCertCN(t *testing.T) {
+	t.Parallel()
+	server, client := peertest.SelfSigned(t), peertest.SelfSigned(t) // client's CN: "wsproxy test"
+	for _, tc := range []struct {
+		cns    []string
+		status int
+	}{
+		{[]string{"someone", "wsproxy test"}, http.StatusSwitchingProtocols},
+		{[]string{"someone else"}, http.StatusForbidden},
+	} {
+		h := &bridge.Handler{ClientCertCNs: tc.cns, Resolver: bridge.FixedTarget{Address: peertest.EchoServer(t)}, Logger: slog0(t)}
+		srv := httptest.NewUnstartedServer(h)
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{server.TLS}, ClientCAs: client.Pool, ClientAuth: tls.RequireAndVerifyClientCert}
+		srv.StartTLS()
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: server.Pool, Certificates: []tls.Certificate{client.TLS}}}}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, resp, err := websocket.Dial(ctx, "wss"+strings.TrimPrefix(srv.URL, "https"), &websocket.DialOptions{HTTPClient: hc})
+		cancel()
+		if err == nil {
+			c.CloseNow()
+		}
+		require.NotNil(t, resp, "%v", err)
+		assert.Equal(t, tc.status, resp.StatusCode, "%v", tc.cns)
+		hc.CloseIdleConnections()
+		srv.Close()
+		_ = h.Shutdown(context.Background())
+	}
+	// Without TLS the check fails closed.
+	h := &bridge.Handler{ClientCertCNs: []string{"wsproxy test"}}
+	url, _ := echoBridge(t, h)
+	status, _ := dialStatus(t, url, nil)
+	assert.Equal(t, http.StatusForbidden, status)
 }

@@ -124,6 +124,10 @@ func (h *Handler) acceptClient(w http.ResponseWriter, r *http.Request) (clientCo
 	return wc, nil
 }
 
+// keepBufferBelow is the largest base64 read buffer a connection keeps
+// between messages.
+const keepBufferBelow = 64 << 10
+
 // wsConn is the RFC 6455 adapter. In binary mode client messages are
 // streamed into the relay's buffer as they arrive (a message of any size
 // needs no memory of its own) and each Write is one binary message. In
@@ -194,6 +198,9 @@ func (c *wsConn) readBase64(p []byte) (int, error) {
 		typ, r, err := c.c.Reader(context.Background())
 		if err != nil {
 			return 0, c.readErr(err)
+		}
+		if cap(c.in) > keepBufferBelow {
+			c.in, c.dec = nil, nil // one large message does not pin its memory
 		}
 		c.in = c.in[:0]
 		for {

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wsproxy/wsproxy/internal/peertest"
+)
+
+// TestCertServesWSSAndWS: with --cert one port answers wss:// and ws://.
+func TestCertServesWSSAndWS(t *testing.T) {
+	t.Parallel()
+	cert := peertest.SelfSigned(t)
+	addr, _ := startBridge(t, "--cert", cert.PEMFile, peertest.EchoServer(t))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool}}}
+	defer hc.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, u := range []string{"wss://" + addr + "/", "ws://" + addr + "/"} {
+		c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: hc})
+		require.NoError(t, err, u)
+		echoOnce(t, c, u)
+		require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
+	}
+}
+
+// TestIPv6: listen and target addresses in brackets.
+func TestIPv6(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64)
+				n, _ := c.Read(buf)
+				c.Write(buf[:n])
+			}()
+		}
+	}()
+	logs := &syncBuf{}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrCh := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"[::1]:0", l.Addr().String()}, logs, func(a net.Addr) { addrCh <- a.String() })
+	}()
+	var addr string
+	select {
+	case addr = <-addrCh:
+	case err := <-done:
+		cancel()
+		t.Fatalf("wsbridge did not start: %v\n%s", err, logs)
+	}
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	require.Contains(t, addr, "[::1]:")
+	c, _, err := websocket.Dial(context.Background(), "ws://"+addr+"/", nil)
+	require.NoError(t, err)
+	defer c.CloseNow()
+	echoOnce(t, c, "over IPv6")
+	require.Contains(t, logs.String(), "target=[::1]:")
+}
