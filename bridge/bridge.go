@@ -171,7 +171,8 @@ type Handler struct {
 	bytesOut  atomic.Int64
 	mu        sync.Mutex
 	conns     map[uint64]*relay
-	shutdown  bool
+	shutdown  bool // no new connections
+	forced    bool // Shutdown's deadline passed: close every connection
 	connsDone sync.WaitGroup
 }
 
@@ -372,7 +373,7 @@ func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) {
 		}
 	}
 	if !h.track(id, rl) {
-		// Shutdown began between reserve and now.
+		// Shutdown's deadline passed between reserve and now.
 		rl.abort(websocket.StatusGoingAway, "bridge shutting down", nil)
 	}
 	defer h.untrack(id, rl)
@@ -412,7 +413,7 @@ func (h *Handler) track(id uint64, rl *relay) bool {
 		h.conns = make(map[uint64]*relay)
 	}
 	h.conns[id] = rl
-	return !h.shutdown
+	return !h.forced
 }
 
 func (h *Handler) untrack(id uint64, rl *relay) {
@@ -543,6 +544,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	h.mu.Lock()
+	h.forced = true // connections tracked from now on abort themselves
 	conns := make([]*relay, 0, len(h.conns))
 	for _, rl := range h.conns {
 		conns = append(conns, rl)
