@@ -158,10 +158,6 @@ type Handler struct {
 	// and the connection goes on without a tap.
 	OpenTap func(ConnInfo) (Tap, error)
 
-	// onAccepted is a test hook called with the adapter once the
-	// handshake is done.
-	onAccepted func(clientConn)
-
 	ids       atomic.Uint64
 	open      atomic.Int64
 	total     atomic.Uint64
@@ -188,7 +184,7 @@ type ConnInfo struct {
 
 // Stats is a snapshot of a Handler's counters.
 type Stats struct {
-	Open     int64  // connections relaying now
+	Open     int64  // connections being served now (handshake, dial or relay)
 	Total    uint64 // connections accepted (WebSocket opened) since start
 	Refused  uint64 // requests refused before the handshake (auth, origin, limits, unknown targets)
 	Failed   uint64 // connections whose target could not be dialed
@@ -342,9 +338,6 @@ func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) {
 	id := h.ids.Add(1)
 	log := h.logger().With("id", id, "remote", r.RemoteAddr, "target", target.String(),
 		"protocol", client.protocol(), "subprotocol", client.Subprotocol())
-	if h.onAccepted != nil {
-		h.onAccepted(client)
-	}
 
 	tc, err := h.dialTarget(target)
 	if err != nil {
