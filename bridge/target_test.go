@@ -197,6 +197,20 @@ func TestRedisTokens(t *testing.T) {
 	assert.Equal(t, "redis", string(readN(t, c, 5, false)))
 }
 
+// TestTokenStoreDown: a store that cannot be asked refuses with 502.
+func TestTokenStoreDown(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	url, logs := serve(t, &bridge.Handler{Resolver: &bridge.TokenResolver{
+		Store: &bridge.RedisTokens{Addr: addr, Timeout: time.Second}, Allow: bridge.AllowAll()}})
+	status, _ := dialStatus(t, url+"/?token=x", nil)
+	assert.Equal(t, http.StatusBadGateway, status)
+	assert.Contains(t, logs.String(), "redis: dial tcp")
+}
+
 func TestParseRedisSource(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
