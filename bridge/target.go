@@ -110,16 +110,26 @@ func (tr *TokenResolver) Resolve(ctx context.Context, r *http.Request) (Target, 
 	}
 	addr, err := tr.Store.Lookup(ctx, token)
 	if err != nil {
-		return Target{}, fmt.Errorf("token %q: %w", token, err)
+		return Target{}, fmt.Errorf("token %s: %w", redactToken(token), err)
 	}
 	if tr.Allow == nil {
-		return Target{}, fmt.Errorf("token %q → %s: %w (no allow-list for token targets)", token, addr, ErrTargetNotAllowed)
+		return Target{}, fmt.Errorf("token %s → %s: %w (no allow-list for token targets)", redactToken(token), addr, ErrTargetNotAllowed)
 	}
 	t, err := tr.Allow.Check(ctx, addr)
 	if err != nil {
-		return Target{}, fmt.Errorf("token %q: %w", token, err)
+		return Target{}, fmt.Errorf("token %s: %w", redactToken(token), err)
 	}
 	return t, nil
+}
+
+// redactToken keeps enough of a token for logs to tell tokens apart
+// without revealing it: tokens often act as session credentials.
+func redactToken(token string) string {
+	const keep = 4
+	if len(token) <= keep*2 {
+		return strconv.Quote(strings.Repeat("*", len(token)))
+	}
+	return strconv.Quote(token[:keep] + "…")
 }
 
 // AllowList is the set of targets dynamic resolvers may reach: networks
