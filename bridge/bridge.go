@@ -174,12 +174,12 @@ type Handler struct {
 
 // ConnInfo describes a connection to OpenTap.
 type ConnInfo struct {
-	ID          uint64
-	Remote      string // the client's address
-	Target      Target
-	Subprotocol string
-	Protocol    string // "rfc6455", "hixie-75", "hixie-76"
-	Request     *http.Request
+	ID          uint64        // the connection's number in logs, from 1
+	Remote      string        // the client's address
+	Target      Target        // where the connection is relayed
+	Subprotocol string        // "binary", "base64" or "" (none offered)
+	Protocol    string        // "rfc6455", "hixie-75", "hixie-76"
+	Request     *http.Request // the opening handshake; do not keep it
 }
 
 // Stats is a snapshot of a Handler's counters.
