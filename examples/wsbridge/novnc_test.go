@@ -63,19 +63,25 @@ func TestNoVNCInChromium(t *testing.T) {
 	// noVNC reports the name from ServerInit before "connect".
 	want := []string{"name:wsproxy-e2e", "connect", "disconnect:clean"}
 
+	cert := peertest.SelfSigned(t)
+	// Each starts a bridge serving web and returns the page's URL.
 	bridges := map[string]func(t *testing.T) string{
 		"wsbridge": func(t *testing.T) string {
 			addr, _ := startBridge(t, "--web", web, vnc)
-			return addr
+			return "http://" + addr
+		},
+		"wsbridge-tls": func(t *testing.T) string { // https:// and wss:// on the one port
+			addr, _ := startBridge(t, "--web", web, "--cert", cert.PEMFile, vnc)
+			return "https://" + addr
 		},
 		"websockify": func(t *testing.T) string {
-			return peertest.Websockify(t, vnc, "", "--web", web)
+			return "http://" + peertest.Websockify(t, vnc, "", "--web", web)
 		},
 	}
 	for name, start := range bridges {
 		t.Run(name, func(t *testing.T) {
-			addr := start(t)
-			out := runNodeAllowFail(t, "bridge_novnc_rfb.mjs", chromium, "http://"+addr+"/rfb_test.html")
+			base := start(t)
+			out := runNodeAllowFail(t, "bridge_novnc_rfb.mjs", chromium, base+"/rfb_test.html")
 			var res rfbResult
 			require.NoError(t, json.Unmarshal([]byte(out), &res), out)
 			require.Empty(t, res.Error, "console: %s", strings.Join(res.Console, "\n"))

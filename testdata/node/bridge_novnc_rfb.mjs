@@ -15,7 +15,9 @@ const browser = await chromium.launch({
 });
 let result = { events: [], console: [] };
 try {
-  const page = await browser.newPage();
+  // https:// pages in the tests use a throwaway self-signed certificate.
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
   page.on('console', (m) => result.console.push(m.text()));
   page.on('pageerror', (e) => result.console.push('pageerror: ' + e.message));
   await page.goto(pageURL);
