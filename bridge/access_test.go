@@ -121,7 +121,7 @@ func TestHeartbeatDeadPeer(t *testing.T) {
 
 	dial(t, url, nil) // dead: never reads
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "dead peer") }, 5*time.Second, 10*time.Millisecond)
-	assert.Equal(t, int64(1), h.Stats().Open)
+	require.Eventually(t, func() bool { return h.Stats().Open == 1 }, 5*time.Second, 10*time.Millisecond)
 	select {
 	case err := <-readErr:
 		t.Fatalf("live client closed: %v", err)
