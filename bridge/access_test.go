@@ -89,13 +89,13 @@ func TestMaxConns(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	t.Parallel()
-	h := &bridge.Handler{IdleTimeout: 300 * time.Millisecond}
+	h := &bridge.Handler{IdleTimeout: 600 * time.Millisecond}
 	url, logs := echoBridge(t, h)
 	c := dial(t, url, nil)
 	ctx := context.Background()
 	// Activity keeps it open past the timeout.
 	for range 4 {
-		time.Sleep(120 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 		require.NoError(t, c.Write(ctx, websocket.MessageBinary, []byte("x")))
 		readN(t, c, 1, false)
 	}
@@ -139,7 +139,7 @@ func TestShutdown(t *testing.T) {
 	go func() { _, _, err := c.Read(context.Background()); readErr <- err }()
 
 	// Open relays may finish within the deadline...
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- h.Shutdown(ctx) }()

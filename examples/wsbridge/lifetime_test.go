@@ -76,7 +76,7 @@ func TestIdleTimeoutExits(t *testing.T) {
 // after that long, open connections go on, the process exits after them.
 func TestTimeoutStopsAccepting(t *testing.T) {
 	t.Parallel()
-	addr, exited, _ := runUntilExit(t, "--timeout", "0.3", peertest.EchoServer(t))
+	addr, exited, _ := runUntilExit(t, "--timeout", "1", peertest.EchoServer(t))
 	ctx := context.Background()
 	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/", nil)
 	require.NoError(t, err)
