@@ -431,6 +431,8 @@ func (h *Handler) dialTarget(t Target) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Go turns TCP_NODELAY on for every TCP connection, the client's
+	// (accepted by http.Server) included; a custom Dial may not have.
 	if tcp, ok := c.(*net.TCPConn); ok {
 		_ = tcp.SetNoDelay(true)
 	}
