@@ -234,7 +234,8 @@ func isToken68Char(c byte) bool {
 	return strings.IndexByte("-._~+/", c) >= 0
 }
 
-// Credentials are a user name and password for a proxy.
+// Credentials are a user name and password for a proxy. For NTLM the user
+// name may carry a domain, as "DOMAIN\user" or "user@domain".
 type Credentials struct {
 	Username string
 	Password string
@@ -248,48 +249,69 @@ func (c Credentials) String() string { return c.Username + ":[redacted]" }
 type CredentialsRequest struct {
 	// Proxy is the proxy's URL without user information.
 	Proxy *url.URL
-	// Scheme is the scheme the Dialer chose, e.g. "Basic", and Realm the
-	// realm of that challenge ("" when none).
+	// Scheme is the scheme the Dialer chose, e.g. "Digest", and Realm the
+	// realm of that challenge ("" when none, as with NTLM).
 	Scheme string
 	Realm  string
 	// Challenges holds every challenge the proxy offered, in its order.
 	Challenges []Challenge
 }
 
-// AuthScheme answers one kind of proxy authentication challenge. Basic is
-// built in; register others (for example a Negotiate scheme built on SSPI or
-// gokrb5) through Dialer.AuthSchemes.
+// AuthScheme answers one kind of proxy authentication challenge. It is the
+// extension point for schemes wsproxy does not implement itself, such as
+// Negotiate (Kerberos) through SSPI or gokrb5: implement it and list it in
+// Dialer.AuthSchemes, usually together with DefaultAuthSchemes().
+//
+// For each 407 the Dialer matches the offered challenges with its schemes
+// by Name, orders the matches by Strength (strongest first, the proxy's
+// order breaking ties), finds credentials for the first one whose scheme
+// needs them, calls Start, and sends what the session's Answer returns.
+// Implementations must be safe for concurrent use; sessions are used by one
+// dial at a time.
 type AuthScheme interface {
 	// Name is the scheme token as it appears in challenges, matched
-	// case-insensitively.
+	// case-insensitively, e.g. "Negotiate".
 	Name() string
 	// Strength orders the schemes a proxy offers: the highest is tried
-	// first. Built-in values: Basic 10.
+	// first. A value of 0 or less means the scheme cannot answer this
+	// challenge (Digest with an unknown algorithm, say) and it is skipped.
+	// Built-in values are the Strength constants.
 	Strength(Challenge) int
 	// NeedsCredentials reports whether the scheme uses a user name and
 	// password (Negotiate with the logged-in user's ticket does not).
 	NeedsCredentials() bool
 	// Start begins answering challenges for one CONNECT to target
-	// ("host:port") through proxy. creds is nil when NeedsCredentials is
-	// false.
+	// ("host:port") through proxy (a URL without user information). creds
+	// is nil when NeedsCredentials is false. An error aborts the dial.
 	Start(ctx context.Context, proxy *url.URL, target string, creds *Credentials) (AuthSession, error)
 }
 
 // AuthSession carries one authentication through its rounds.
 type AuthSession interface {
-	// Answer returns the Proxy-Authorization header value that answers ch.
+	// Answer returns the Proxy-Authorization header value that answers ch,
+	// the first challenge and then each later one of the same scheme. An
+	// error wrapping ErrProxyCredentialsRejected says the proxy refused
+	// the credentials (the Dialer then tries its next credential source);
+	// any other error aborts the dial.
 	Answer(ctx context.Context, ch Challenge) (string, error)
-	// ConnectionBound reports whether the next round must be sent on the
-	// same connection as the challenge (NTLM and Negotiate handshakes).
+	// ConnectionBound reports whether the answer just returned must be
+	// sent on the connection that carried the challenge (the second leg
+	// of NTLM and of multi-round Negotiate). When it is and the proxy
+	// closed that connection, the dial fails with a message saying so.
 	ConnectionBound() bool
 	// Done reports whether the session has no further round to offer:
 	// another 407 then means the credentials were rejected.
 	Done() bool
 }
 
-// Strength values of the built-in schemes.
+// Strength values of the built-in schemes, and the one a Negotiate scheme
+// plugged in through Dialer.AuthSchemes should use so that it wins.
 const (
-	StrengthBasic = 10
+	StrengthNegotiate    = 50
+	StrengthDigestSHA256 = 40 // Digest with SHA-256 or SHA-512-256, plain or -sess
+	StrengthDigestMD5    = 30 // Digest with MD5 or MD5-sess, or no algorithm
+	StrengthNTLM         = 20
+	StrengthBasic        = 10
 )
 
 // BasicAuth is the Basic scheme (RFC 7617). Credentials go base64 encoded,
@@ -297,9 +319,16 @@ const (
 // stronger scheme when the proxy offers one.
 type BasicAuth struct{}
 
-func (BasicAuth) Name() string           { return "Basic" }
+// Name returns "Basic".
+func (BasicAuth) Name() string { return "Basic" }
+
+// Strength returns StrengthBasic.
 func (BasicAuth) Strength(Challenge) int { return StrengthBasic }
+
+// NeedsCredentials returns true.
 func (BasicAuth) NeedsCredentials() bool { return true }
+
+// Start returns a session with one answer; it fails when creds is nil.
 func (BasicAuth) Start(_ context.Context, _ *url.URL, _ string, c *Credentials) (AuthSession, error) {
 	if c == nil {
 		return nil, errors.New("basic auth needs credentials")
@@ -313,6 +342,9 @@ type basicSession struct {
 }
 
 func (s *basicSession) Answer(context.Context, Challenge) (string, error) {
+	if s.sent {
+		return "", ErrProxyCredentialsRejected
+	}
 	s.sent = true
 	return s.value, nil
 }
@@ -323,8 +355,14 @@ func basicValue(c Credentials) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password))
 }
 
-// defaultSchemes are the schemes a Dialer knows when AuthSchemes is nil.
-func defaultSchemes() []AuthScheme { return []AuthScheme{BasicAuth{}} }
+// DefaultAuthSchemes returns the schemes a Dialer uses when AuthSchemes is
+// nil: Digest, NTLM and Basic. Append a Negotiate scheme to it to keep them
+// and add Kerberos.
+func DefaultAuthSchemes() []AuthScheme {
+	return []AuthScheme{DigestAuth{}, NTLMAuth{}, BasicAuth{}}
+}
+
+func defaultSchemes() []AuthScheme { return DefaultAuthSchemes() }
 
 // offer is a challenge matched with the scheme that can answer it.
 type offer struct {
@@ -334,13 +372,16 @@ type offer struct {
 }
 
 // chooseOffers matches challenges with known schemes, strongest first. The
-// proxy's order breaks ties.
+// proxy's order breaks ties. Challenges a scheme cannot answer (strength 0
+// or less) are left out.
 func chooseOffers(schemes []AuthScheme, chs []Challenge) []offer {
 	var out []offer
 	for _, ch := range chs {
 		for _, s := range schemes {
 			if strings.EqualFold(s.Name(), ch.Scheme) {
-				out = append(out, offer{scheme: s, challenge: ch, strength: s.Strength(ch)})
+				if st := s.Strength(ch); st > 0 {
+					out = append(out, offer{scheme: s, challenge: ch, strength: st})
+				}
 				break
 			}
 		}
@@ -359,6 +400,14 @@ func describeChallenges(chs []Challenge) string {
 		parts[i] = ch.String()
 	}
 	return "offered: " + strings.Join(parts, ", ")
+}
+
+func schemeNames(ss []AuthScheme) string {
+	names := make([]string, len(ss))
+	for i, s := range ss {
+		names[i] = s.Name()
+	}
+	return strings.Join(names, ", ")
 }
 
 // redactHeaderValue hides credentials in a header value for traces.
@@ -380,38 +429,117 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
+// credSource says where credentials came from, in the order they are
+// consulted.
+type credSource int
+
+const (
+	srcNone     credSource = iota
+	srcURL                 // the proxy URL's userinfo
+	srcCache               // the Dialer's cache of credentials that worked
+	srcCallback            // Dialer.Credentials
+	srcNetrc               // the netrc file (Dialer.UseNetrc)
+	numSources
+)
+
+func (s credSource) String() string {
+	switch s {
+	case srcURL:
+		return "the proxy URL"
+	case srcCache:
+		return "the cache of credentials that worked"
+	case srcCallback:
+		return "Dialer.Credentials"
+	case srcNetrc:
+		return "the netrc file"
+	}
+	return "no source"
+}
+
 // authState carries the authentication of one dial through its 407 rounds.
+// Credentials are looked for in this order: the proxy URL's userinfo (when
+// present, the only source), the Dialer's cache for this proxy and realm,
+// Dialer.Credentials, the netrc file. Each source whose credentials the
+// proxy rejected is not asked again during the dial.
 type authState struct {
-	d       *Dialer
-	proxy   *url.URL // with userinfo, as configured
-	target  string
-	scheme  AuthScheme
-	session AuthSession
-	value   string // Proxy-Authorization for the next request
-	creds   *Credentials
-	started bool
+	d      *Dialer
+	proxy  *url.URL // with userinfo, as configured
+	target string
+	key    string // the proxy's key in the Dialer's cache, set by header
+
+	started     bool
+	scheme      AuthScheme
+	session     AuthSession
+	realm       string
+	value       string // Proxy-Authorization for the next request
+	creds       *Credentials
+	src         credSource
+	speculative bool // value was sent before any challenge asked for it
+
+	exhausted [numSources]bool
+	refused   []Credentials // rejected during this dial, never sent again
 }
 
 // header returns the Proxy-Authorization value for the next CONNECT. On the
-// first request it is the preemptive Basic answer when the proxy URL carries
-// credentials and Basic is allowed.
+// first request it is a preemptive answer: the next Digest nonce count (or
+// the Basic credentials) that worked at this proxy before, or else Basic
+// with the credentials in the proxy URL when Basic is allowed.
 func (a *authState) header() string {
 	if !a.started {
 		a.started = true
-		if a.proxy.User != nil && a.d.ProxyConnectHeader.Get("Proxy-Authorization") == "" {
-			for _, s := range a.d.schemes() {
-				if strings.EqualFold(s.Name(), "Basic") {
-					a.creds = userinfoCredentials(a.proxy)
-					a.scheme = s
-					a.session = &basicSession{value: basicValue(*a.creds), sent: true}
-					a.value = basicValue(*a.creds)
-					a.d.logf("auth: sending Basic credentials from the proxy URL preemptively")
-					break
-				}
-			}
+		a.key = proxyKey(a.proxy)
+		if a.d.ProxyConnectHeader.Get("Proxy-Authorization") == "" {
+			a.preempt()
 		}
 	}
 	return a.value
+}
+
+func (a *authState) allowed(name string) AuthScheme {
+	for _, s := range a.d.schemes() {
+		if strings.EqualFold(s.Name(), name) {
+			return s
+		}
+	}
+	return nil
+}
+
+// preempt prepares the first request's credentials, if any.
+func (a *authState) preempt() {
+	if e := a.d.authCache().preemptive(a.key); e != nil {
+		scheme := a.allowed(e.scheme)
+		sameUser := a.proxy.User == nil || a.proxy.User.Username() == e.username
+		switch {
+		case scheme == nil || !sameUser:
+		case e.digest != nil:
+			s := e.digest.session(a.target)
+			a.scheme, a.session, a.realm, a.src, a.speculative = scheme, s, e.realm, srcCache, true
+			a.value = s.preemptive()
+			a.d.logf("auth: sending Digest preemptively (realm %q worked at this proxy before; nonce count %d)", e.realm, s.nc)
+			return
+		case e.creds != nil && strings.EqualFold(e.scheme, "Basic"):
+			c := *e.creds
+			a.scheme, a.creds, a.realm, a.src, a.speculative = scheme, &c, e.realm, srcCache, true
+			a.session = &basicSession{value: basicValue(c), sent: true}
+			a.value = basicValue(c)
+			a.d.logf("auth: sending Basic preemptively (realm %q worked at this proxy before)", e.realm)
+			return
+		}
+		if !strings.EqualFold(e.scheme, "Basic") {
+			// The proxy is known to use a stronger scheme: do not send
+			// the password in clear before it asks.
+			return
+		}
+	}
+	if a.proxy.User != nil {
+		if scheme := a.allowed("Basic"); scheme != nil {
+			a.creds = userinfoCredentials(a.proxy)
+			a.scheme, a.src, a.speculative = scheme, srcURL, true
+			a.session = &basicSession{value: basicValue(*a.creds), sent: true}
+			a.value = basicValue(*a.creds)
+			a.d.logf("auth: sending Basic credentials from the proxy URL preemptively")
+		}
+	}
 }
 
 // sent reports whether the last request carried credentials.
@@ -426,43 +554,106 @@ func (a *authState) schemeName() string {
 	return a.scheme.Name()
 }
 
-// rejected builds the error for credentials the proxy refused.
+// rejected records that the proxy refused the credentials just sent and
+// returns the error that says so. Credentials from the cache are dropped
+// from it; no source is asked again in this dial.
 func (a *authState) rejected() error {
+	var err error
 	if a.creds != nil {
-		return fmt.Errorf("%w (%s, user %q)", ErrProxyCredentialsRejected, a.schemeName(), a.creds.Username)
+		err = fmt.Errorf("%w (%s, user %q, from %s)", ErrProxyCredentialsRejected, a.schemeName(), a.creds.Username, a.src)
+		a.refused = append(a.refused, *a.creds)
+	} else {
+		err = fmt.Errorf("%w (%s)", ErrProxyCredentialsRejected, a.schemeName())
 	}
-	return fmt.Errorf("%w (%s)", ErrProxyCredentialsRejected, a.schemeName())
+	if a.src != srcNone {
+		a.exhausted[a.src] = true
+	}
+	if a.scheme != nil {
+		if a.d.authCache().drop(a.key, a.realm, a.schemeName()) {
+			a.d.logf("auth: dropped the cached %s credentials for realm %q: the proxy refused them", a.schemeName(), a.realm)
+		}
+	}
+	return err
 }
 
-// succeeded is called when the proxy accepted the CONNECT.
-func (a *authState) succeeded() {}
+// succeeded is called when the proxy accepted the CONNECT: the scheme and
+// credentials that worked are cached for later dials to this proxy.
+func (a *authState) succeeded() {
+	if a.session == nil || a.scheme == nil {
+		return
+	}
+	e := &authEntry{scheme: a.scheme.Name(), realm: a.realm}
+	if ds, ok := a.session.(*digestSession); ok {
+		e.digest = ds.reuse()
+		e.username = ds.user
+	} else if a.creds != nil {
+		c := *a.creds
+		e.creds, e.username = &c, c.Username
+	}
+	a.d.authCache().store(a.key, e)
+}
+
+// reset forgets the current session before another scheme or credentials
+// are chosen.
+func (a *authState) reset() {
+	a.scheme, a.session, a.realm, a.value, a.creds, a.src, a.speculative = nil, nil, "", "", nil, srcNone, false
+}
 
 // next prepares the answer to a 407 carrying challenges. sameConn reports
 // whether the answer must go on the connection that got the challenge.
 func (a *authState) next(ctx context.Context, challenges []Challenge) (sameConn bool, err error) {
-	if a.session != nil && !a.session.Done() {
-		for _, ch := range challenges {
-			if strings.EqualFold(ch.Scheme, a.scheme.Name()) {
-				a.value, err = a.session.Answer(ctx, ch)
-				return a.session.ConnectionBound(), err
+	var refusal error
+	switch {
+	case a.session != nil:
+		ch, ok := a.sessionChallenge(challenges)
+		if ok && !a.session.Done() {
+			value, err := a.session.Answer(ctx, ch)
+			if err == nil {
+				a.value, a.speculative = value, false
+				return a.session.ConnectionBound(), nil
+			}
+			if !errors.Is(err, ErrProxyCredentialsRejected) {
+				return false, fmt.Errorf("%s: %w", a.scheme.Name(), err)
 			}
 		}
-		return false, a.rejected()
-	}
-	if a.sent() {
+		if a.speculative && a.src == srcURL && !ok {
+			// Basic went first on a guess, and the proxy wants another
+			// scheme: the credentials were not refused, only the scheme.
+			a.d.logf("auth: the proxy does not take Basic; choosing among its challenges")
+			a.reset()
+			break
+		}
+		refusal = a.rejected()
+		a.reset()
+	case a.sent():
+		// Proxy-Authorization from ProxyConnectHeader was refused.
 		return false, a.rejected()
 	}
 	if len(challenges) == 0 {
+		if refusal != nil {
+			return false, refusal
+		}
 		return false, fmt.Errorf("%w: the proxy sent 407 without a Proxy-Authenticate challenge", ErrProxyAuthRequired)
 	}
-	offers := chooseOffers(a.d.schemes(), challenges)
+	schemes := a.d.schemes()
+	offers := chooseOffers(schemes, challenges)
 	if len(offers) == 0 {
+		if refusal != nil {
+			return false, refusal
+		}
+		if a.d.AuthSchemes != nil {
+			return false, fmt.Errorf("%w: no allowed scheme (allowed: %s; %s)", ErrProxyAuthRequired, schemeNames(schemes), describeChallenges(challenges))
+		}
 		return false, fmt.Errorf("%w: no supported scheme (%s)", ErrProxyAuthRequired, describeChallenges(challenges))
 	}
 	for _, o := range offers {
+		if ok, err := a.startFromCache(o); err != nil || ok {
+			return false, err
+		}
 		var creds *Credentials
+		src := srcNone
 		if o.scheme.NeedsCredentials() {
-			if creds, err = a.credentials(ctx, o, challenges); err != nil {
+			if creds, src, err = a.credentials(ctx, o, challenges); err != nil {
 				return false, err
 			}
 			if creds == nil {
@@ -477,32 +668,122 @@ func (a *authState) next(ctx context.Context, challenges []Challenge) (sameConn 
 		if err != nil {
 			return false, fmt.Errorf("%s: %w", o.scheme.Name(), err)
 		}
-		a.d.logf("auth: answering %s (strongest usable; %s)", o.challenge, describeChallenges(challenges))
-		a.scheme, a.session, a.value, a.creds = o.scheme, sess, value, creds
+		why := "the strongest usable"
+		if len(offers) == 1 {
+			why = "the only usable"
+		}
+		from := ""
+		if creds != nil {
+			from = " with credentials from " + src.String()
+		}
+		a.d.logf("auth: answering %s%s (%s; %s; allowed: %s)", o.challenge, from, why, describeChallenges(challenges), schemeNames(schemes))
+		a.scheme, a.session, a.value, a.creds, a.src = o.scheme, sess, value, creds, src
+		a.realm = o.challenge.Realm()
 		return sess.ConnectionBound(), nil
+	}
+	if refusal != nil {
+		return false, refusal
 	}
 	return false, fmt.Errorf("%w: no credentials (%s)", ErrProxyAuthRequired, describeChallenges(challenges))
 }
 
-// credentials finds credentials for an offer: the proxy URL's userinfo,
-// then Dialer.Credentials.
-func (a *authState) credentials(ctx context.Context, o offer, all []Challenge) (*Credentials, error) {
-	if a.proxy.User != nil {
-		return userinfoCredentials(a.proxy), nil
+// sessionChallenge finds the challenge that continues the current session:
+// the same scheme, and the same realm when the session has one.
+func (a *authState) sessionChallenge(chs []Challenge) (Challenge, bool) {
+	var first *Challenge
+	for i, ch := range chs {
+		if !strings.EqualFold(ch.Scheme, a.scheme.Name()) {
+			continue
+		}
+		if a.realm == "" || ch.Realm() == a.realm {
+			return ch, true
+		}
+		if first == nil {
+			first = &chs[i]
+		}
 	}
-	if a.d.Credentials == nil {
-		return nil, nil
+	if first != nil && a.realm == "" {
+		return *first, true
 	}
-	c, err := a.d.Credentials(ctx, &CredentialsRequest{
-		Proxy:      stripUserinfo(a.proxy),
-		Scheme:     o.scheme.Name(),
-		Realm:      o.challenge.Realm(),
-		Challenges: all,
-	})
+	return Challenge{}, false
+}
+
+// startFromCache answers a Digest challenge with the key (HA1) cached for
+// this proxy and realm, when the proxy URL does not carry credentials.
+func (a *authState) startFromCache(o offer) (bool, error) {
+	if a.proxy.User != nil || a.exhausted[srcCache] {
+		return false, nil
+	}
+	if _, ok := o.scheme.(DigestAuth); !ok {
+		return false, nil
+	}
+	e := a.d.authCache().lookup(a.key, o.challenge.Realm(), "Digest")
+	if e == nil || e.digest == nil {
+		return false, nil
+	}
+	s, err := e.digest.restart(a.target, o.challenge)
 	if err != nil {
-		return nil, fmt.Errorf("credentials callback: %w", err)
+		return false, nil // another algorithm: the cached key does not fit
 	}
-	return c, nil
+	value, err := s.Answer(context.Background(), o.challenge)
+	if err != nil {
+		return false, nil
+	}
+	a.d.logf("auth: answering %s with the key cached for this realm", o.challenge)
+	a.scheme, a.session, a.value, a.creds, a.src = o.scheme, s, value, nil, srcCache
+	a.realm = o.challenge.Realm()
+	return true, nil
+}
+
+// credentials finds credentials for an offer in the documented order,
+// skipping sources already refused in this dial.
+func (a *authState) credentials(ctx context.Context, o offer, all []Challenge) (*Credentials, credSource, error) {
+	if a.proxy.User != nil {
+		// Credentials in the URL are the only ones meant for this proxy.
+		if a.exhausted[srcURL] {
+			return nil, srcNone, nil
+		}
+		return userinfoCredentials(a.proxy), srcURL, nil
+	}
+	realm := o.challenge.Realm()
+	if !a.exhausted[srcCache] {
+		if e := a.d.authCache().lookup(a.key, realm, ""); e != nil && e.creds != nil && !a.wasRefused(*e.creds) {
+			c := *e.creds
+			return &c, srcCache, nil
+		}
+	}
+	if a.d.Credentials != nil && !a.exhausted[srcCallback] {
+		c, err := a.d.Credentials(ctx, &CredentialsRequest{
+			Proxy:      stripUserinfo(a.proxy),
+			Scheme:     o.scheme.Name(),
+			Realm:      realm,
+			Challenges: all,
+		})
+		if err != nil {
+			return nil, srcNone, fmt.Errorf("credentials callback: %w", err)
+		}
+		if c != nil && !a.wasRefused(*c) {
+			return c, srcCallback, nil
+		}
+	}
+	if a.d.UseNetrc && !a.exhausted[srcNetrc] {
+		c, err := netrcCredentials(a.d.netrcPath(), a.proxy.Hostname())
+		if err != nil {
+			a.d.logf("auth: netrc: %v", err)
+		} else if c != nil && !a.wasRefused(*c) {
+			return c, srcNetrc, nil
+		}
+	}
+	return nil, srcNone, nil
+}
+
+func (a *authState) wasRefused(c Credentials) bool {
+	for _, r := range a.refused {
+		if r == c {
+			return true
+		}
+	}
+	return false
 }
 
 func userinfoCredentials(u *url.URL) *Credentials {

@@ -18,8 +18,8 @@ import (
 // A Dialer opens WebSocket connections, and raw TCP tunnels, through the
 // HTTP proxy that the settings in force choose for each target. The zero
 // Dialer is ready to use: it finds the proxy in the environment (see
-// ProxyFromEnvironment), answers Basic challenges with the credentials in the
-// proxy URL, and uses the defaults named on each field.
+// ProxyFromEnvironment), answers Digest, NTLM and Basic challenges with the
+// credentials in the proxy URL, and uses the defaults named on each field.
 //
 // A Dialer is safe for concurrent use. Do not change its fields while dials
 // are under way.
@@ -43,15 +43,29 @@ type Dialer struct {
 	ProxyConnectHeader http.Header
 
 	// Credentials is asked for a user name and password when the proxy
-	// answers 407 and the proxy URL carries none. It returns nil (and a nil
-	// error) when it has none; an error aborts the dial. It may be called
-	// concurrently from several dials.
+	// answers 407, the proxy URL carries none and none cached for the
+	// proxy and realm worked. It returns nil (and a nil error) when it has
+	// none; an error aborts the dial. It may be called concurrently from
+	// several dials. Order of the sources: the proxy URL's userinfo, the
+	// cache (see ForgetCredentials), Credentials, the netrc file.
 	Credentials func(ctx context.Context, req *CredentialsRequest) (*Credentials, error)
 
+	// UseNetrc makes the Dialer look for proxy credentials in a netrc
+	// file (machine = the proxy's host name), after the other sources,
+	// like curl's --netrc. Off by default.
+	UseNetrc bool
+
+	// NetrcFile is the file UseNetrc reads. Empty means $NETRC, else
+	// ~/.netrc (on Windows ~/_netrc when ~/.netrc does not exist). A
+	// missing file means no credentials.
+	NetrcFile string
+
 	// AuthSchemes are the schemes the Dialer may answer challenges with.
-	// When a proxy offers several, the strongest known scheme wins. Nil means
-	// the built-in set (Basic). Listing schemes restricts the Dialer to
-	// exactly those: it never falls back to another.
+	// When a proxy offers several, the strongest allowed one wins (see
+	// AuthScheme.Strength). Nil means DefaultAuthSchemes(): Digest, NTLM
+	// and Basic. Listing schemes restricts the Dialer to exactly those: it
+	// never falls back to another, and sends Basic preemptively only when
+	// Basic is listed.
 	AuthSchemes []AuthScheme
 
 	// TLSClientConfig configures TLS to wss:// targets. ServerName defaults
@@ -93,6 +107,9 @@ type Dialer struct {
 	getenv   func(string) string
 	ignoreOS bool
 	hooks    *sysHooks
+
+	// auth caches what worked at each proxy (credentials.go).
+	auth *authCache
 }
 
 // DefaultDialer is used by the package-level Dial.

@@ -56,6 +56,23 @@ type Config struct {
 	// header is read: it writes whatever it likes. The proxy closes conn
 	// when Handle returns.
 	Handle func(conn net.Conn, req *http.Request)
+	// Auth, when set, replaces the Basic check (Username, Password,
+	// Challenges and WrongPasswordStatus are then unused); see Digest and
+	// NTLM.
+	Auth Authenticator
+}
+
+// Authenticator checks the credentials of each CONNECT request.
+type Authenticator interface {
+	// Authenticate returns ok to open the tunnel, or the status (407 or
+	// 401) and the challenges to answer with. conn is the state of the
+	// client connection, for schemes that authenticate a connection.
+	Authenticate(req *http.Request, conn *ConnState) (ok bool, status int, challenges []string)
+}
+
+// ConnState is per-connection state an Authenticator may keep.
+type ConnState struct {
+	Value any
 }
 
 // Proxy is a running test proxy.
@@ -193,6 +210,7 @@ func (p *Proxy) handle(c net.Conn) {
 		return
 	}
 	br := bufio.NewReader(c)
+	state := &ConnState{}
 	for {
 		req, err := http.ReadRequest(br)
 		if err != nil {
@@ -209,8 +227,8 @@ func (p *Proxy) handle(c net.Conn) {
 			fmt.Fprintf(c, "%s 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", p.proto())
 			return
 		}
-		if ok, status := p.authorized(req); !ok {
-			if !p.reject(c, status) {
+		if ok, status, challenges := p.authorized(req, state); !ok {
+			if !p.reject(c, status, challenges) {
 				return
 			}
 			continue
@@ -220,34 +238,38 @@ func (p *Proxy) handle(c net.Conn) {
 	}
 }
 
-// authorized checks the Basic credentials; status is the answer otherwise.
-func (p *Proxy) authorized(req *http.Request) (bool, int) {
+// authorized checks the credentials; status and challenges are the answer
+// otherwise.
+func (p *Proxy) authorized(req *http.Request, state *ConnState) (bool, int, []string) {
+	if p.cfg.Auth != nil {
+		return p.cfg.Auth.Authenticate(req, state)
+	}
 	if p.cfg.Username == "" {
-		return true, 0
+		return true, 0, nil
+	}
+	challenges := p.cfg.Challenges
+	if challenges == nil {
+		challenges = []string{fmt.Sprintf("Basic realm=%q", p.cfg.Realm)}
 	}
 	h := req.Header.Get("Proxy-Authorization")
 	if h == "" {
-		return false, http.StatusProxyAuthRequired
+		return false, http.StatusProxyAuthRequired, challenges
 	}
 	want := "Basic " + base64.StdEncoding.EncodeToString([]byte(p.cfg.Username+":"+p.cfg.Password))
 	if h == want {
-		return true, 0
+		return true, 0, nil
 	}
-	return false, p.cfg.WrongPasswordStatus
+	return false, p.cfg.WrongPasswordStatus, challenges
 }
 
 // reject answers 407 or 401 and reports whether the connection stays open.
-func (p *Proxy) reject(c net.Conn, status int) bool {
+func (p *Proxy) reject(c net.Conn, status int, challenges []string) bool {
 	body := "authentication required\n"
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %d %s\r\n", p.proto(), status, http.StatusText(status))
 	hdr := "Proxy-Authenticate"
 	if status == http.StatusUnauthorized {
 		hdr = "WWW-Authenticate"
-	}
-	challenges := p.cfg.Challenges
-	if challenges == nil {
-		challenges = []string{fmt.Sprintf("Basic realm=%q", p.cfg.Realm)}
 	}
 	for _, ch := range challenges {
 		fmt.Fprintf(&b, "%s: %s\r\n", hdr, ch)
