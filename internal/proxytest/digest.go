@@ -275,3 +275,11 @@ func parseParams(s string) (map[string]string, error) {
 		out[name] = v.String()
 	}
 }
+
+// SetPassword changes the password the proxy expects, as when a user's
+// password changes while clients hold cached keys.
+func (d *Digest) SetPassword(p string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.Password = p
+}

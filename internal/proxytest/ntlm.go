@@ -73,7 +73,8 @@ func (n *NTLM) Authenticate(req *http.Request, conn *ConnState) (bool, int, []st
 			return false, http.StatusProxyAuthRequired, bare
 		}
 		st.challenged = false
-		if !strings.EqualFold(ntlmUser(msg), n.Username) {
+		user, _, _ := strings.Cut(ntlmUser(msg), "@") // a UPN keeps its domain in the name
+		if !strings.EqualFold(user, n.Username) {
 			return false, http.StatusProxyAuthRequired, bare
 		}
 		n.accepted++
