@@ -3,6 +3,7 @@ package wsproxy
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/url"
@@ -62,7 +63,7 @@ func (s *ntlmSession) Answer(_ context.Context, ch Challenge) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("the proxy's challenge message is not base64: %w", err)
 		}
-		msg, err := ntlmssp.NewAuthenticateMessage(challenge, s.creds.Username, s.creds.Password, nil)
+		msg, err := ntlmssp.NewAuthenticateMessage(normalizeNTLMChallenge(challenge), s.creds.Username, s.creds.Password, nil)
 		if err != nil {
 			return "", fmt.Errorf("answer the proxy's challenge: %w", err)
 		}
@@ -82,3 +83,37 @@ func (s *ntlmSession) Answer(_ context.Context, ch Challenge) (string, error) {
 func (s *ntlmSession) ConnectionBound() bool { return s.state == 2 }
 
 func (s *ntlmSession) Done() bool { return s.state == 2 }
+
+// normalizeNTLMChallenge rewrites a CHALLENGE message into the 48-byte
+// layout with valid field offsets. Older servers, and squid's
+// ntlm_fake_auth, send the shorter layout without TargetInfo, sometimes
+// with an uninitialised TargetName offset; go-ntlmssp needs the full one.
+// Fields that point outside the message are dropped (the client does not
+// use TargetName; an absent TargetInfo is legal). Messages too short to
+// hold a server challenge are returned as they are, for the library to
+// refuse.
+func normalizeNTLMChallenge(b []byte) []byte {
+	const fixed = 48
+	if len(b) < 32 {
+		return b
+	}
+	out := make([]byte, fixed, fixed+len(b))
+	copy(out, b[:32]) // signature, type, TargetName fields, flags, server challenge
+	field := func(at int, present bool) {
+		var l, off int
+		if present {
+			l = int(binary.LittleEndian.Uint16(b[at:]))
+			off = int(binary.LittleEndian.Uint32(b[at+4:]))
+		}
+		if l == 0 || off < 32 || off > len(b) || l > len(b)-off {
+			l, off = 0, 0
+		}
+		binary.LittleEndian.PutUint16(out[at:], uint16(l))
+		binary.LittleEndian.PutUint16(out[at+2:], uint16(l))
+		binary.LittleEndian.PutUint32(out[at+4:], uint32(len(out)))
+		out = append(out, b[off:off+l]...)
+	}
+	field(12, true)            // TargetName
+	field(40, len(b) >= fixed) // TargetInfo
+	return out
+}

@@ -1,6 +1,7 @@
 package wsproxy_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -86,4 +87,38 @@ func TestNTLMRestrictedNoPreemptiveBasic(t *testing.T) {
 	require.Len(t, hs, 6)
 	require.Empty(t, hs[3])
 	require.Equal(t, 2, auth.Accepted())
+}
+
+// squid's ntlm_fake_auth sends a 49-byte challenge in the old layout (no
+// TargetInfo) with an uninitialised TargetName offset; it is answered.
+func TestNTLMShortChallenge(t *testing.T) {
+	t.Parallel()
+	fromSquid := "TlRMTVNTUAACAAAACQAJAK6qqqoHggiimK52WCf4ZFgAAAAAAAA6AFdPUktHUk9VUA=="
+	for _, tc := range []struct {
+		name, token string
+		ok          bool
+	}{
+		{"squid ntlm_fake_auth", fromSquid, true},
+		{"32 bytes, no reserved field", "TlRMTVNTUAACAAAAAAAAACAAAAAFAoIAASNFZ4mrze8=", true},
+		{"truncated before the server challenge", "TlRMTVNTUAACAAAA", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := wsproxy.NTLMAuth{}.Start(context.Background(), nil, "h:443", &wsproxy.Credentials{Username: "alice", Password: "pw"})
+			require.NoError(t, err)
+			neg, err := s.Answer(context.Background(), wsproxy.Challenge{Scheme: "NTLM"})
+			require.NoError(t, err)
+			require.True(t, strings.HasPrefix(neg, "NTLM "))
+			require.False(t, s.ConnectionBound(), "the negotiate message may go on a new connection")
+			auth, err := s.Answer(context.Background(), wsproxy.Challenge{Scheme: "NTLM", Token68: tc.token})
+			if !tc.ok {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.True(t, strings.HasPrefix(auth, "NTLM TlRMTVNTUAAD"))
+			require.True(t, s.ConnectionBound())
+			require.True(t, s.Done())
+		})
+	}
 }
