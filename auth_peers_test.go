@@ -37,11 +37,17 @@ func TestPeersProxyAuth(t *testing.T) {
 		wrongOK bool   // ntlm_fake_auth accepts any password
 	}{
 		{name: "squid digest", scheme: "Digest", offered: `offered: Digest realm="squid-digest"`, rounds: 2,
-			start: func(t *testing.T) string { return peertest.StartSquid(t, peertest.SquidDigest, "alice", testPassword).Addr }},
+			start: func(t *testing.T) string {
+				return peertest.StartSquid(t, peertest.SquidDigest, "alice", testPassword).Addr
+			}},
 		{name: "squid ntlm", scheme: "NTLM", offered: `offered: NTLM, Basic realm="squid-basic"`, rounds: 3, wrongOK: true,
-			start: func(t *testing.T) string { return peertest.StartSquid(t, peertest.SquidNTLM, "alice", testPassword).Addr }},
+			start: func(t *testing.T) string {
+				return peertest.StartSquid(t, peertest.SquidNTLM, "alice", testPassword).Addr
+			}},
 		{name: "squid basic", scheme: "Basic", offered: `offered: Basic realm="squid-basic"`, rounds: 2,
-			start: func(t *testing.T) string { return peertest.StartSquid(t, peertest.SquidBasic, "alice", testPassword).Addr }},
+			start: func(t *testing.T) string {
+				return peertest.StartSquid(t, peertest.SquidBasic, "alice", testPassword).Addr
+			}},
 		{name: "tinyproxy", scheme: "Basic", offered: `offered: Basic realm="Tinyproxy"`, rounds: 2,
 			start: func(t *testing.T) string { return peertest.Tinyproxy(t, "alice", testPassword) }},
 	}
