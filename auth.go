@@ -616,10 +616,11 @@ func (a *authState) next(ctx context.Context, challenges []Challenge) (sameConn 
 				return false, fmt.Errorf("%s: %w", a.scheme.Name(), err)
 			}
 		}
-		if a.speculative && a.src == srcURL && !ok {
-			// Basic went first on a guess, and the proxy wants another
-			// scheme: the credentials were not refused, only the scheme.
-			a.d.logf("auth: the proxy does not take Basic; choosing among its challenges")
+		if a.speculative && a.src == srcURL && (!ok || a.strongerThanBasic(challenges)) {
+			// Basic went first on a guess, and the proxy wants (or
+			// prefers) another scheme: answer that one with the same
+			// credentials before calling them refused.
+			a.d.logf("auth: the proxy did not take the Basic guess; choosing among its challenges")
 			a.reset()
 			break
 		}
@@ -685,6 +686,13 @@ func (a *authState) next(ctx context.Context, challenges []Challenge) (sameConn 
 		return false, refusal
 	}
 	return false, fmt.Errorf("%w: no credentials (%s)", ErrProxyAuthRequired, describeChallenges(challenges))
+}
+
+// strongerThanBasic reports whether the proxy offers an allowed scheme
+// stronger than Basic.
+func (a *authState) strongerThanBasic(chs []Challenge) bool {
+	offers := chooseOffers(a.d.schemes(), chs)
+	return len(offers) > 0 && offers[0].strength > StrengthBasic
 }
 
 // sessionChallenge finds the challenge that continues the current session:

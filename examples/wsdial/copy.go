@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 )
 
 // newDialer builds the Dialer the flags describe.
-func newDialer(o *options, stderr io.Writer) (*wsproxy.Dialer, error) {
+func newDialer(o *options, stderr io.Writer) (_ *wsproxy.Dialer, err error) {
 	d := &wsproxy.Dialer{}
 	switch o.proxy {
 	case "":
@@ -38,6 +39,9 @@ func newDialer(o *options, stderr io.Writer) (*wsproxy.Dialer, error) {
 		d.Credentials = func(context.Context, *wsproxy.CredentialsRequest) (*wsproxy.Credentials, error) {
 			return creds, nil
 		}
+	}
+	if d.AuthSchemes, err = authSchemes(o.proxyAuth); err != nil {
+		return nil, err
 	}
 	if o.verbose {
 		d.Logf = func(format string, args ...any) {
@@ -59,6 +63,22 @@ func newDialer(o *options, stderr io.Writer) (*wsproxy.Dialer, error) {
 		d.TLSClientConfig = cfg
 	}
 	return d, nil
+}
+
+// authSchemes maps -proxy-auth to Dialer.AuthSchemes; nil means all the
+// built-in schemes.
+func authSchemes(name string) ([]wsproxy.AuthScheme, error) {
+	switch strings.ToLower(name) {
+	case "", "any":
+		return nil, nil
+	case "basic":
+		return []wsproxy.AuthScheme{wsproxy.BasicAuth{}}, nil
+	case "digest":
+		return []wsproxy.AuthScheme{wsproxy.DigestAuth{}}, nil
+	case "ntlm":
+		return []wsproxy.AuthScheme{wsproxy.NTLMAuth{}}, nil
+	}
+	return nil, fmt.Errorf("-proxy-auth %q: want basic, digest, ntlm or any", name)
 }
 
 // dialAndCopy opens the WebSocket and copies until either side ends.

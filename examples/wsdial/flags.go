@@ -23,6 +23,7 @@ type options struct {
 	proxy        string // "" = discovery, "direct" = none
 	proxyUser    string
 	proxyPass    string
+	proxyAuth    string // "any", "basic", "digest" or "ntlm"
 	headers      http.Header
 	subprotocols []string
 	binary       bool
@@ -48,6 +49,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	var headers, protos listFlag
 	fs.StringVar(&o.proxy, "proxy", "", "proxy URL (http://, https://, socks5://, socks5h://); \"direct\" for none; default: the environment, then the system settings")
 	fs.StringVar(&o.proxyUser, "proxy-user", "", "proxy credentials `user[:password]`; the password is asked for on a terminal when omitted")
+	fs.StringVar(&o.proxyAuth, "proxy-auth", "any", "proxy authentication scheme: basic, digest, ntlm, or any (the strongest the proxy offers; never falls back when one is named)")
 	fs.Var(&headers, "H", "extra handshake header `Name: value` (repeatable)")
 	fs.Var(&protos, "subprotocol", "WebSocket subprotocol to offer (repeatable)")
 	fs.BoolVar(&o.binary, "binary", false, "send input bytes as binary messages and write payloads unframed (a byte pipe)")
@@ -94,6 +96,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.headers.Add(textproto.TrimString(name), textproto.TrimString(value))
 	}
 	o.subprotocols = protos
+	if _, err := authSchemes(o.proxyAuth); err != nil {
+		return nil, err
+	}
 	if o.proxyUser != "" {
 		user, pass, ok := strings.Cut(o.proxyUser, ":")
 		o.proxyUser, o.proxyPass = user, pass
