@@ -137,6 +137,12 @@ func TestShutdown(t *testing.T) {
 	c := dial(t, url, nil)
 	readErr := make(chan error, 1)
 	go func() { _, _, err := c.Read(context.Background()); readErr <- err }()
+	// The handshake can finish before the handler counts the relay as open;
+	// shut down only once it does, or the relay counts as arriving late.
+	for deadline := time.Now().Add(5 * time.Second); h.Stats().Open != 1 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	require.Equal(t, int64(1), h.Stats().Open)
 
 	// Open relays may finish within the deadline...
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
