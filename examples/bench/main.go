@@ -1,0 +1,67 @@
+// Command bench measures wsproxy's bridge and Dialer side by side with the
+// alternatives, on loopback, in one run: websockify (Debian's package) and a
+// plain Go TCP relay written with io.Copy, the practical upper bound for a
+// WebSocket-to-TCP relay on the machine. Each scenario alternates between
+// the contestants for several rounds and reports medians and ratios as a
+// Markdown table.
+//
+//	go run ./examples/bench                 # print the table
+//	go run ./examples/bench -write docs     # also write docs/benchmarks.md and docs/benchmarks.svg
+//
+// Peers it cannot find (websockify, tinyproxy, squid) are reported and
+// their rows left out.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+type config struct {
+	rounds    int
+	duration  time.Duration
+	size      int
+	idle      int
+	streams   int
+	perStream int
+	write     string
+	only      map[string]bool
+}
+
+func main() {
+	if role := os.Getenv(roleEnv); role != "" {
+		runRole(role)
+		return
+	}
+	var cfg config
+	var only string
+	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds per scenario; contestants alternate within each round")
+	flag.DurationVar(&cfg.duration, "duration", 2*time.Second, "length of each throughput and latency measurement")
+	flag.IntVar(&cfg.size, "size", 64<<10, "message size for bulk throughput, bytes")
+	flag.IntVar(&cfg.idle, "idle", 8000, "idle bridged connections to hold in the many-connections scenario")
+	flag.IntVar(&cfg.streams, "streams", 1000, "connections streaming at once in the many-connections scenario")
+	flag.IntVar(&cfg.perStream, "per-stream", 256<<10, "bytes each streaming connection sends and verifies")
+	flag.StringVar(&cfg.write, "write", "", "directory to write benchmarks.md and benchmarks.svg into (for example docs)")
+	flag.StringVar(&only, "only", "throughput,small,conns,dial", "scenarios to run")
+	flag.Parse()
+	cfg.only = map[string]bool{}
+	for _, s := range strings.Split(only, ",") {
+		cfg.only[strings.TrimSpace(s)] = true
+	}
+	raiseFileLimit()
+	rep, err := runAll(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Print(rep.markdown())
+	if cfg.write != "" {
+		if err := rep.writeFiles(cfg.write); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+	}
+}

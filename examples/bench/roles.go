@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Servers under test run as child processes of this same binary, so that
+// their CPU and memory are their own and can be read from /proc. A child
+// learns its role from WSPROXY_BENCH_ROLE and prints "ready ADDR" once it
+// listens.
+const roleEnv = "WSPROXY_BENCH_ROLE"
+
+// roles are the servers this binary can become.
+var roles = map[string]func(target string) (net.Listener, func(net.Listener) error, error){
+	"echo": func(string) (net.Listener, func(net.Listener) error, error) { return listenServe(serveEcho) },
+	"relay": func(target string) (net.Listener, func(net.Listener) error, error) {
+		return listenServe(relayTo(target))
+	},
+}
+
+// runRole is main for a child process.
+func runRole(role string) {
+	raiseFileLimit()
+	start, ok := roles[role]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "bench: unknown role %q\n", role)
+		os.Exit(2)
+	}
+	ln, serve, err := start(os.Getenv("WSPROXY_BENCH_TARGET"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench %s: %v\n", role, err)
+		os.Exit(1)
+	}
+	fmt.Printf("ready %s\n", ln.Addr())
+	if err := serve(ln); err != nil {
+		fmt.Fprintf(os.Stderr, "bench %s: %v\n", role, err)
+		os.Exit(1)
+	}
+}
+
+func listenServe(handle func(net.Conn)) (net.Listener, func(net.Listener) error, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	return ln, func(ln net.Listener) error {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			go handle(c)
+		}
+	}, nil
+}
+
+func serveEcho(c net.Conn) {
+	defer c.Close()
+	_, _ = io.Copy(c, c)
+}
+
+// relayTo is the plain Go TCP relay written with io.Copy: the practical
+// upper bound for any WebSocket-to-TCP relay on this machine.
+func relayTo(target string) func(net.Conn) {
+	return func(c net.Conn) {
+		defer c.Close()
+		t, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer t.Close()
+		done := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(t, c)
+			t.(*net.TCPConn).CloseWrite()
+			close(done)
+		}()
+		_, _ = io.Copy(c, t)
+		c.(*net.TCPConn).CloseWrite()
+		<-done
+	}
+}
+
+// child is a running server process.
+type child struct {
+	name string
+	addr string
+	cmd  *exec.Cmd
+}
+
+// startChild runs this binary (or another program when argv is given) as a
+// server and waits for its address. For this binary the address comes from
+// its "ready" line; for others, wait names the address to poll.
+func startChild(name, role, target string) (*child, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), roleEnv+"="+role, "WSPROXY_BENCH_TARGET="+target)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stopProcess(cmd)
+		return nil, fmt.Errorf("%s did not start: %v", name, err)
+	}
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ready ")
+	if !ok {
+		stopProcess(cmd)
+		return nil, fmt.Errorf("%s: unexpected first line %q", name, line)
+	}
+	return &child{name: name, addr: addr, cmd: cmd}, nil
+}
+
+// startProgram runs an external program (websockify, tinyproxy, squid) and
+// waits until addr accepts connections.
+func startProgram(name, addr string, argv ...string) (*child, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = io.Discard, &errOut
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	if err := waitTCP(addr, 30*time.Second); err != nil {
+		stopProcess(cmd)
+		return nil, fmt.Errorf("%s not listening on %s: %v: %s", name, addr, err, errOut.String())
+	}
+	return &child{name: name, addr: addr, cmd: cmd}, nil
+}
+
+func waitTCP(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *child) stop() { stopProcess(c.cmd) }
+
+func stopProcess(cmd *exec.Cmd) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+// rssKiB reads the resident memory of a process from /proc.
+func rssKiB(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kib int64
+			_, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib)
+			return kib, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+// raiseFileLimit lifts the soft open-files limit to the hard one: a bridged
+// connection holds two descriptors.
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}
+
+var _ = context.Background
