@@ -25,48 +25,6 @@ func hostOf(url string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(url, "ws://"), "wss://")
 }
 
-// hixieEcho sends payloads over a legacy connection and checks the echo
-// and, when the path asks for seq_num, the sequence numbers 0, 1, ...
-func hixieEcho(t *testing.T, addr string, opts hixietest.Options, payloads ...[]byte) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := hixietest.Dial(ctx, addr, opts)
-	if err != nil {
-		t.Fatalf("%v %s: %v", opts.Version, opts.Path, err)
-	}
-	defer c.Close()
-	wantSeq := -1
-	if strings.Contains(opts.Path, "seq_num") {
-		wantSeq = 0
-	}
-	for _, p := range payloads {
-		if err := c.Send(p); err != nil {
-			t.Fatal(err)
-		}
-		var got []byte
-		for len(got) < len(p) {
-			seq, part, err := c.Recv()
-			if err != nil {
-				t.Fatalf("%v %s: %v", opts.Version, opts.Path, err)
-			}
-			if seq != wantSeq {
-				t.Fatalf("%v %s: sequence number %d, want %d", opts.Version, opts.Path, seq, wantSeq)
-			}
-			if wantSeq >= 0 {
-				wantSeq++
-			}
-			got = append(got, part...)
-		}
-		if !bytes.Equal(got, p) {
-			t.Fatalf("%v %s: echo of %d bytes differs", opts.Version, opts.Path, len(p))
-		}
-	}
-	if err := c.CloseHandshake(5 * time.Second); err != nil {
-		t.Errorf("%v %s: closing handshake: %v", opts.Version, opts.Path, err)
-	}
-}
-
 // TestHixieThroughHandler: Hixie-75 and -76 through the Handler to a TCP
 // echo, with and without seq_num.
 func TestHixieThroughHandler(t *testing.T) {
@@ -75,7 +33,7 @@ func TestHixieThroughHandler(t *testing.T) {
 	big := bytes.Repeat([]byte{0, 0xff, 'x', '\n'}, 50_000) // several relay buffers
 	for _, v := range []hixie.Version{hixie.Hixie75, hixie.Hixie76} {
 		for _, path := range []string{"/", "/?seq_num", "/websockify?token=a&seq_num=1"} {
-			hixieEcho(t, hostOf(url), hixietest.Options{Version: v, Path: path, Protocol: "base64"},
+			hixietest.Echo(t, hostOf(url), hixietest.Options{Version: v, Path: path, Protocol: "base64"},
 				[]byte("RFB 003.008\n"), big)
 		}
 	}
@@ -155,7 +113,7 @@ func TestHixieRefusals(t *testing.T) {
 		}
 	}
 	// The Origin of a same-host page is fine (the default policy).
-	hixieEcho(t, hostOf(url), hixietest.Options{Origin: "http://" + hostOf(url)}, []byte("ok"))
+	hixietest.Echo(t, hostOf(url), hixietest.Options{Origin: "http://" + hostOf(url)}, []byte("ok"))
 }
 
 // TestBase64SeqNum: RFC 6455 base64 mode numbers its messages under
@@ -217,9 +175,9 @@ func TestLegacyOnePortWithHandler(t *testing.T) {
 	})
 	addr := l.Addr().String()
 	tlsConf := &tls.Config{RootCAs: cert.Pool}
-	hixieEcho(t, addr, hixietest.Options{Version: hixie.Hixie76, Path: "/?seq_num", TLS: tlsConf}, []byte("over tls"))
-	hixieEcho(t, addr, hixietest.Options{Version: hixie.Hixie75, TLS: tlsConf}, []byte("over tls"))
-	hixieEcho(t, addr, hixietest.Options{Version: hixie.Hixie76}, []byte("plain"))
+	hixietest.Echo(t, addr, hixietest.Options{Version: hixie.Hixie76, Path: "/?seq_num", TLS: tlsConf}, []byte("over tls"))
+	hixietest.Echo(t, addr, hixietest.Options{Version: hixie.Hixie75, TLS: tlsConf}, []byte("over tls"))
+	hixietest.Echo(t, addr, hixietest.Options{Version: hixie.Hixie76}, []byte("plain"))
 	for _, u := range []string{"wss://" + addr + "/", "ws://" + addr + "/"} {
 		client := tlsClient(cert)
 		if err := wsEcho(t, u, client); err != nil {
@@ -257,7 +215,7 @@ func TestRecordThroughHandler(t *testing.T) {
 	readN(t, c, len(payload), false)
 	c.Close(websocket.StatusNormalClosure, "")
 
-	hixieEcho(t, hostOf(url), hixietest.Options{Version: hixie.Hixie76}, payload)
+	hixietest.Echo(t, hostOf(url), hixietest.Options{Version: hixie.Hixie76}, payload)
 
 	for _, path := range []string{base + ".1", base + ".2"} {
 		want := []sent{{true, payload}, {false, payload}}

@@ -27,48 +27,6 @@ import (
 	"github.com/wsproxy/wsproxy/internal/peertest"
 )
 
-// legacyHixieEcho sends payloads over a Hixie connection through wsbridge
-// and checks the echo and the seq_num numbering.
-func legacyHixieEcho(t *testing.T, addr string, opts hixietest.Options, payloads ...[]byte) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := hixietest.Dial(ctx, addr, opts)
-	if err != nil {
-		t.Fatalf("%v %s: %v", opts.Version, opts.Path, err)
-	}
-	defer c.Close()
-	wantSeq := -1
-	if strings.Contains(opts.Path, "seq_num") {
-		wantSeq = 0
-	}
-	for _, p := range payloads {
-		if err := c.Send(p); err != nil {
-			t.Fatal(err)
-		}
-		var got []byte
-		for len(got) < len(p) {
-			seq, part, err := c.Recv()
-			if err != nil {
-				t.Fatalf("%v %s: %v", opts.Version, opts.Path, err)
-			}
-			if seq != wantSeq {
-				t.Fatalf("%v %s: sequence number %d, want %d", opts.Version, opts.Path, seq, wantSeq)
-			}
-			if wantSeq >= 0 {
-				wantSeq++
-			}
-			got = append(got, part...)
-		}
-		if !bytes.Equal(got, p) {
-			t.Fatalf("%v %s: echo of %d bytes differs", opts.Version, opts.Path, len(p))
-		}
-	}
-	if err := c.CloseHandshake(5 * time.Second); err != nil {
-		t.Errorf("%v %s: closing handshake: %v", opts.Version, opts.Path, err)
-	}
-}
-
 // legacyWSEcho echoes one message over RFC 6455 with the subprotocol.
 func legacyWSEcho(url string, tlsConf *tls.Config, proto string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -136,7 +94,7 @@ func TestLegacyHixieCLI(t *testing.T) {
 	big := bytes.Repeat([]byte{0, 0xff, 'A'}, 30_000)
 	for _, v := range []hixie.Version{hixie.Hixie75, hixie.Hixie76} {
 		for _, path := range []string{"/", "/?seq_num", "/websockify?seq_num=1"} {
-			legacyHixieEcho(t, addr, hixietest.Options{Version: v, Path: path, Protocol: "base64"}, []byte("RFB 003.008\n"), big)
+			hixietest.Echo(t, addr, hixietest.Options{Version: v, Path: path, Protocol: "base64"}, []byte("RFB 003.008\n"), big)
 		}
 	}
 	if err := legacyWSEcho("ws://"+addr+"/?seq_num", nil, "base64"); err != nil {
@@ -158,7 +116,7 @@ func TestLegacyOnePortCLI(t *testing.T) {
 	if err := legacyWSEcho("ws://"+addr+"/", nil, "binary"); err != nil {
 		t.Errorf("ws: %v", err)
 	}
-	legacyHixieEcho(t, addr, hixietest.Options{Version: hixie.Hixie76, Path: "/?seq_num", TLS: tlsConf}, []byte("hixie over tls"))
+	hixietest.Echo(t, addr, hixietest.Options{Version: hixie.Hixie76, Path: "/?seq_num", TLS: tlsConf}, []byte("hixie over tls"))
 	want := `<cross-domain-policy><allow-access-from domain="*" to-ports="*" /></cross-domain-policy>` + "\x00"
 	if got := legacyPolicy(t, addr); got != want {
 		t.Errorf("policy %q, want %q", got, want)
@@ -196,7 +154,7 @@ func TestLegacyRecordAndTrafficCLI(t *testing.T) {
 	if err := legacyWSEcho("ws://"+addr+"/", nil, "binary"); err != nil {
 		t.Fatal(err)
 	}
-	legacyHixieEcho(t, addr, hixietest.Options{Version: hixie.Hixie76}, []byte("RFB 003.008\n\x00\xff"))
+	hixietest.Echo(t, addr, hixietest.Options{Version: hixie.Hixie76}, []byte("RFB 003.008\n\x00\xff"))
 	want := fmt.Sprintf("%x", "RFB 003.008\n\x00\xff")
 	for _, file := range []string{base + ".1", base + ".2"} {
 		var frames []struct {
