@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -56,6 +57,11 @@ func listenServe(handle func(net.Conn)) (net.Listener, func(net.Listener) error,
 		for {
 			c, err := ln.Accept()
 			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+					time.Sleep(10 * time.Millisecond) // out of descriptors: wait, do not die
+					continue
+				}
 				return err
 			}
 			go handle(c)
@@ -63,9 +69,13 @@ func listenServe(handle func(net.Conn)) (net.Listener, func(net.Listener) error,
 	}, nil
 }
 
+// serveEcho copies through a buffer, not io.Copy: between two TCP
+// connections io.Copy splices through a pipe pair, three descriptors per
+// connection, and 8,000 idle echoes would then exceed the file limit.
 func serveEcho(c net.Conn) {
 	defer c.Close()
-	_, _ = io.Copy(c, c)
+	buf := make([]byte, 16<<10)
+	_, _ = io.CopyBuffer(struct{ io.Writer }{c}, struct{ io.Reader }{c}, buf)
 }
 
 // relayTo is the plain Go TCP relay written with io.Copy: the practical
