@@ -249,6 +249,7 @@ func (d *Dialer) dialTarget(ctx context.Context, u *url.URL, target string) (net
 		c.Close()
 		return nil, fmt.Errorf("wsproxy: TLS handshake with %s: %w", target, err)
 	}
+	d.logf("TLS with %s established (%s)", target, tls.VersionName(tc.ConnectionState().Version))
 	return tc, nil
 }
 

@@ -28,7 +28,10 @@ type dialStats struct {
 // direct) with d, counting connections and CONNECT requests.
 func wsproxyDial(d *wsproxy.Dialer, target string, proxy *url.URL) (dialStats, error) {
 	var tcp, connects atomic.Int64
-	dd := *d
+	// Set the counting hooks on d itself: a copy would not share d's
+	// credential and Digest nonce cache, and later dials would look like
+	// first ones.
+	dd := d
 	dd.NetDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		tcp.Add(1)
 		var nd net.Dialer
