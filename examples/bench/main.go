@@ -1,5 +1,7 @@
+//go:build linux
+
 // Command bench measures wsproxy's bridge and Dialer side by side with the
-// alternatives, on loopback, in one run: websockify (Debian's package) and a
+// alternatives (Linux only: it reads /proc), on loopback, in one run: websockify (Debian's package) and a
 // plain Go TCP relay written with io.Copy, the practical upper bound for a
 // WebSocket-to-TCP relay on the machine. Each scenario alternates between
 // the contestants for several rounds and reports medians and ratios as a
