@@ -1,13 +1,19 @@
 package bridge_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/coder/websocket"
 
 	"github.com/wsproxy/wsproxy/bridge"
+	"github.com/wsproxy/wsproxy/internal/hixie"
+	"github.com/wsproxy/wsproxy/internal/hixie/hixietest"
 	"github.com/wsproxy/wsproxy/internal/peertest"
 )
 
@@ -46,4 +52,104 @@ func BenchmarkRelayBinary(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkRelayModes measures a 64 KiB round trip through the bridge to
+// a TCP echo in each client protocol. The client's own encoding work is
+// included (it runs in the same process), so compare the modes with each
+// other and with BenchmarkRelayBinary rather than reading the figures as
+// the bridge's alone; -cpuprofile separates the two.
+func BenchmarkRelayModes(b *testing.B) {
+	const size = 64 << 10
+	for _, mode := range []string{"binary", "base64", "hixie-76"} {
+		b.Run(mode, func(b *testing.B) {
+			h := &bridge.Handler{Resolver: bridge.FixedTarget{Address: peertest.EchoServer(b)}, Logger: slog.New(slog.DiscardHandler)}
+			url := serveB(b, h)
+			rw := dialMode(b, url, mode)
+			msg := make([]byte, size)
+			for i := range msg {
+				msg[i] = byte(i * 7)
+			}
+			buf := make([]byte, size)
+			b.SetBytes(size)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := rw.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(rw, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// dialMode opens a client in one of the bridge's protocols as a byte
+// stream. The base64 and legacy clients reuse their buffers, as a
+// browser's would, so the benchmark measures the bridge.
+func dialMode(b *testing.B, url, mode string) io.ReadWriter {
+	ctx := context.Background()
+	switch mode {
+	case "hixie-76":
+		c, err := hixietest.Dial(ctx, strings.TrimPrefix(url, "ws://"), hixietest.Options{Protocol: "base64"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		return struct {
+			io.Reader
+			io.Writer
+		}{hixie.NewDecoder(c, 1<<20), hixie.NewEncoder(c)}
+	case "base64":
+		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"base64"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.CloseNow() })
+		c.SetReadLimit(-1)
+		return &base64Client{c: c}
+	default:
+		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"binary"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.CloseNow() })
+		return websocket.NetConn(ctx, c, websocket.MessageBinary)
+	}
+}
+
+// base64Client speaks the base64 subprotocol with reused buffers.
+type base64Client struct {
+	c        *websocket.Conn
+	enc, raw []byte
+	dec      []byte
+	pending  []byte
+}
+
+func (s *base64Client) Write(p []byte) (int, error) {
+	s.enc = base64.StdEncoding.AppendEncode(s.enc[:0], p)
+	return len(p), s.c.Write(context.Background(), websocket.MessageText, s.enc)
+}
+
+func (s *base64Client) Read(p []byte) (int, error) {
+	for len(s.pending) == 0 {
+		_, r, err := s.c.Reader(context.Background())
+		if err != nil {
+			return 0, err
+		}
+		buf := bytes.NewBuffer(s.raw[:0])
+		if _, err := buf.ReadFrom(r); err != nil {
+			return 0, err
+		}
+		s.raw = buf.Bytes()
+		s.dec, err = base64.StdEncoding.AppendDecode(s.dec[:0], s.raw)
+		if err != nil {
+			return 0, err
+		}
+		s.pending = s.dec
+	}
+	n := copy(p, s.pending)
+	s.pending = s.pending[n:]
+	return n, nil
 }

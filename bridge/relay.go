@@ -186,7 +186,14 @@ func (r *relay) run() relayResult {
 		r.client.closeWith(res.code, res.reason)
 		r.target.Close()
 	}
-	<-done
+	second := <-done
+	if errors.Is(res.err, errClientWrite) && second.fromClient && second.err != nil &&
+		!errors.Is(second.err, errTargetWrite) {
+		// The client adapter closed the connection on a protocol
+		// violation (bad base64, an oversized frame) while the other
+		// direction was writing to it: the violation is the cause.
+		res.err = second.err
+	}
 	r.target.Close()
 	r.client.closeWith(0, "")
 

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -15,8 +16,12 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsproxy/wsproxy/internal/bufpool"
 	"github.com/wsproxy/wsproxy/internal/hixie"
 )
+
+// maxSeqLen is the longest sequence number prefix: 20 digits and a colon.
+const maxSeqLen = 21
 
 // The subprotocols the bridge speaks, as websockify and noVNC name them.
 const (
@@ -124,18 +129,18 @@ func (h *Handler) acceptClient(w http.ResponseWriter, r *http.Request) (clientCo
 	return wc, nil
 }
 
-// keepBufferBelow is the largest base64 read buffer a connection keeps
-// between messages.
-const keepBufferBelow = 64 << 10
-
-// wsConn is the RFC 6455 adapter. In binary mode client messages are
-// streamed into the relay's buffer as they arrive (a message of any size
-// needs no memory of its own) and each Write is one binary message. In
-// base64 mode each client text message is read whole (at most maxMsg
-// bytes, else the library closes with 1009) and decoded; each Write is one
-// text message. Binary messages are accepted in base64 mode as raw bytes;
-// text messages in binary mode close the connection with 1003, as
-// websockify does.
+// wsConn is the RFC 6455 adapter. Client messages are streamed into the
+// relay's buffer as they arrive, so a message of any size needs no memory
+// of its own: binary messages as they are, text messages (base64 mode)
+// decoded group by group. Each Write is one message: binary, or text
+// carrying base64 in base64 mode. Binary messages are accepted in base64
+// mode as raw bytes; text messages in binary mode close the connection
+// with 1003, as websockify does.
+//
+// In base64 mode a text message is decoded as it streams: its payload
+// reaches the target in pieces, and invalid base64 closes the connection
+// with 1007 after the valid part before it was passed on (as with the
+// legacy framing). A message larger than maxMsg closes it with 1009.
 type wsConn struct {
 	c      *websocket.Conn
 	base64 bool
@@ -143,13 +148,13 @@ type wsConn struct {
 	seq    *hixie.Seq // base64 mode with seq_num: numbers the messages sent
 
 	// Read state (one reader goroutine).
-	msg     io.Reader // binary mode: the message being streamed
-	in      []byte    // base64 mode: the raw message
-	dec     []byte    // base64 mode: decoded bytes
-	pending []byte    // decoded bytes not yet returned
-
-	// Write state (one writer goroutine).
-	out []byte // base64 mode: encoded message
+	msg     io.Reader // the message being streamed
+	text    bool      // base64 mode: msg is a text message, to decode
+	carry   [4]byte   // base64 characters of a group split across reads
+	ncarry  int
+	padded  bool    // the current message's base64 has ended with padding
+	small   [3]byte // decoded bytes for a Read whose buffer holds less than a group
+	pending []byte  // bytes of small not yet returned
 
 	closeMu    sync.Mutex
 	closed     bool
@@ -163,8 +168,10 @@ func (c *wsConn) protocol() string    { return "rfc6455" }
 
 // Read implements clientConn.
 func (c *wsConn) Read(p []byte) (int, error) {
-	if c.base64 {
-		return c.readBase64(p)
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
 	}
 	for {
 		if c.msg == nil {
@@ -172,13 +179,19 @@ func (c *wsConn) Read(p []byte) (int, error) {
 			if err != nil {
 				return 0, c.readErr(err)
 			}
-			if typ != websocket.MessageBinary {
+			if typ == websocket.MessageText && !c.base64 {
 				c.closeWith(websocket.StatusUnsupportedData, "text messages need the base64 subprotocol")
 				return 0, errors.New("bridge: client sent a text message in binary mode")
 			}
-			c.msg = r
+			c.msg, c.text, c.ncarry, c.padded = r, typ == websocket.MessageText, 0, false
 		}
-		n, err := c.msg.Read(p)
+		var n int
+		var err error
+		if c.text {
+			n, err = c.readText(p)
+		} else {
+			n, err = c.msg.Read(p)
+		}
 		if err == io.EOF {
 			c.msg = nil
 			if n == 0 {
@@ -189,50 +202,71 @@ func (c *wsConn) Read(p []byte) (int, error) {
 		if err != nil {
 			return n, c.readErr(err)
 		}
-		return n, nil
+		if n > 0 {
+			return n, nil
+		}
 	}
 }
 
-func (c *wsConn) readBase64(p []byte) (int, error) {
-	for len(c.pending) == 0 {
-		typ, r, err := c.c.Reader(context.Background())
-		if err != nil {
-			return 0, c.readErr(err)
-		}
-		if cap(c.in) > keepBufferBelow {
-			c.in, c.dec = nil, nil // one large message does not pin its memory
-		}
-		c.in = c.in[:0]
-		for {
-			if len(c.in) == cap(c.in) {
-				c.in = append(c.in, 0)[:len(c.in)] // grow; bounded by the read limit
-			}
-			n, err := r.Read(c.in[len(c.in):cap(c.in)])
-			c.in = c.in[:len(c.in)+n]
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return 0, c.readErr(err)
-			}
-		}
-		if typ == websocket.MessageBinary {
-			c.pending = c.in
-			continue
-		}
-		if need := base64.StdEncoding.DecodedLen(len(c.in)); cap(c.dec) < need {
-			c.dec = make([]byte, need)
-		}
-		n, err := base64.StdEncoding.Decode(c.dec[:cap(c.dec)], c.in)
-		if err != nil {
-			c.closeWith(websocket.StatusInvalidFramePayloadData, "invalid base64")
-			return 0, fmt.Errorf("bridge: client sent invalid base64: %w", err)
-		}
-		c.pending = c.dec[:n]
+// base64Chunk is the most base64 text one Read decodes: 32 KiB of text,
+// 24 KiB of payload, from a pooled buffer held only during the Read.
+const base64Chunk = 32 << 10
+
+// readText reads the next piece of the current text message and decodes
+// its whole base64 groups into p, keeping a split group for the next
+// call. It returns io.EOF (with the last bytes) at the end of the message.
+func (c *wsConn) readText(p []byte) (int, error) {
+	dst := p
+	textMax := len(p) / 3 * 4
+	if textMax < 4 {
+		dst, textMax = c.small[:], 4
 	}
-	n := copy(p, c.pending)
-	c.pending = c.pending[n:]
-	return n, nil
+	bp := bufpool.Get(min(base64Chunk, textMax))
+	defer bufpool.Put(bp)
+	text := *bp
+	k := copy(text, c.carry[:c.ncarry])
+	n, rerr := c.msg.Read(text[k:])
+	text = text[:k+n]
+	if bytes.IndexByte(text, '\n') >= 0 || bytes.IndexByte(text, '\r') >= 0 {
+		text = dropNewlines(text) // as base64.StdEncoding.Decode does
+	}
+	whole := len(text) / 4 * 4
+	if rerr == io.EOF && whole != len(text) {
+		return 0, c.badBase64(fmt.Errorf("message length is not a multiple of 4"))
+	}
+	if c.padded && len(text) > 0 {
+		return 0, c.badBase64(errors.New("data after padding"))
+	}
+	m, err := base64.StdEncoding.Decode(dst, text[:whole])
+	if err != nil {
+		return 0, c.badBase64(err)
+	}
+	if whole > 0 && text[whole-1] == '=' {
+		c.padded = true
+	}
+	c.ncarry = copy(c.carry[:], text[whole:])
+	if len(p) < 3 {
+		c.pending = c.small[:m]
+		m = copy(p, c.pending)
+		c.pending = c.pending[m:]
+	}
+	return m, rerr
+}
+
+// dropNewlines removes CR and LF from b in place.
+func dropNewlines(b []byte) []byte {
+	out := b[:0]
+	for _, ch := range b {
+		if ch != '\r' && ch != '\n' {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+func (c *wsConn) badBase64(err error) error {
+	c.closeWith(websocket.StatusInvalidFramePayloadData, "invalid base64")
+	return fmt.Errorf("bridge: client sent invalid base64: %w", err)
 }
 
 // readErr turns the client's close into io.EOF (remembering its code for
@@ -258,8 +292,12 @@ func (c *wsConn) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
-	c.out = hixie.AppendPayload(c.out[:0], p, c.seq)
-	if err := c.c.Write(context.Background(), websocket.MessageText, c.out); err != nil {
+	// A pooled buffer: an idle connection keeps none.
+	bp := bufpool.Get(base64.StdEncoding.EncodedLen(len(p)) + maxSeqLen)
+	out := hixie.AppendPayload((*bp)[:0], p, c.seq)
+	err := c.c.Write(context.Background(), websocket.MessageText, out)
+	bufpool.Put(bp)
+	if err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+
+	"github.com/wsproxy/wsproxy/internal/bufpool"
 )
 
 // DefaultMaxFrame is the largest decoded payload one client frame may carry
@@ -21,6 +23,10 @@ const DefaultMaxFrame = 1 << 20
 // longer writes are split into several frames. 32 KiB of payload is about
 // 43 KiB on the wire, well within what legacy clients accept.
 const MaxWritePayload = 32 << 10
+
+// maxFrameOverhead is what a frame adds to the base64 of its payload: the
+// 0x00 and 0xFF and the longest sequence number with its colon.
+const maxFrameOverhead = 2 + 21
 
 // readBufSize is the Decoder's fixed read buffer.
 const readBufSize = 16 << 10
@@ -81,18 +87,24 @@ type Decoder struct {
 	start, end int
 	rerr       error // error from r, reported once buf is drained
 
-	dec        []byte // decoded bytes; dec[dstart:dend] not yet returned
-	dstart     int
-	dend       int
-	state      decState
-	quad       [4]byte // a base64 group split across reads
-	nq         int
-	padded     bool  // the current frame's base64 ended with padding
-	frameLen   int   // decoded bytes in the current frame so far
+	dec    []byte // decoded bytes; dec[dstart:dend] not yet returned
+	dstart int
+	dend   int
+	state  decState
+	groupState
 	frameStart int64 // offset of the current frame's 0x00
 	offset     int64 // raw bytes consumed before buf[start]
 	frames     int64
 	err        error
+}
+
+// groupState is the decoding state within a frame, saved and restored as
+// a whole when decodeSegment retries a segment on its careful path.
+type groupState struct {
+	quad     [4]byte // a base64 group split across reads
+	nq       int
+	padded   bool // the current frame's base64 ended with padding
+	frameLen int  // decoded bytes in the current frame so far
 }
 
 // NewDecoder returns a Decoder reading from r whose frames may carry at
@@ -222,7 +234,53 @@ func (d *Decoder) advance(n int) {
 // decodeSegment decodes base64 text of the current frame into dec. Bytes
 // before a violation are decoded and returned first, so the output does not
 // depend on how the network split the stream.
+//
+// The common case, valid text, is decoded in one pass: the base64 decoder
+// validates as it goes. Only when it fails (or the text holds CR or LF,
+// which it would skip) is the state rolled back and the segment scanned
+// for the first byte outside the alphabet, so the error is the same
+// whichever path found it.
 func (d *Decoder) decodeSegment(seg []byte) error {
+	if d.fastPathOK(seg) {
+		saved := d.groupState
+		dend := d.dend
+		if err := d.decodeValid(seg); err == nil {
+			return nil
+		}
+		d.groupState, d.dend = saved, dend
+	}
+	return d.decodeCarefully(seg)
+}
+
+// fastPathOK reports whether decodeSegment may decode seg in one pass:
+// no CR or LF (the base64 decoder would skip them), and the bytes that go
+// into a partial group (which the decoder sees only once the group is
+// complete) are in the alphabet.
+func (d *Decoder) fastPathOK(seg []byte) bool {
+	if bytes.IndexByte(seg, '\n') >= 0 || bytes.IndexByte(seg, '\r') >= 0 {
+		return false
+	}
+	head := 0
+	if d.nq > 0 {
+		head = min(4-d.nq, len(seg))
+	}
+	tail := seg[head+(len(seg)-head)/4*4:]
+	for _, c := range seg[:head] {
+		if !isBase64[c] {
+			return false
+		}
+	}
+	for _, c := range tail {
+		if !isBase64[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeCarefully finds the first byte of seg outside the alphabet,
+// decodes the text before it, and reports it.
+func (d *Decoder) decodeCarefully(seg []byte) error {
 	bad := -1
 	for i, c := range seg {
 		if !isBase64[c] {
@@ -326,9 +384,8 @@ type Encoder struct {
 	// Seq, when not nil, numbers the frames (the seq_num query flag).
 	Seq *Seq
 
-	mu  sync.Mutex
-	w   io.Writer
-	buf []byte
+	mu sync.Mutex
+	w  io.Writer
 }
 
 // NewEncoder returns an Encoder writing to w without sequence numbers.
@@ -339,16 +396,19 @@ func NewEncoder(w io.Writer) *Encoder { return &Encoder{w: w} }
 func (e *Encoder) Write(p []byte) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// The frame buffer is pooled, so an idle connection keeps none.
+	bp := bufpool.Get(base64.StdEncoding.EncodedLen(min(len(p), MaxWritePayload)) + maxFrameOverhead)
+	defer bufpool.Put(bp)
 	written := 0
 	for {
 		chunk := p
 		if len(chunk) > MaxWritePayload {
 			chunk = chunk[:MaxWritePayload]
 		}
-		e.buf = append(e.buf[:0], 0x00)
-		e.buf = AppendPayload(e.buf, chunk, e.Seq)
-		e.buf = append(e.buf, 0xFF)
-		if _, err := e.w.Write(e.buf); err != nil {
+		buf := append((*bp)[:0], 0x00)
+		buf = AppendPayload(buf, chunk, e.Seq)
+		buf = append(buf, 0xFF)
+		if _, err := e.w.Write(buf); err != nil {
 			return written, err
 		}
 		written += len(chunk)
