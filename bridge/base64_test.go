@@ -1,8 +1,13 @@
 package bridge_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -122,4 +127,70 @@ func TestBase64MessageTooBig(t *testing.T) {
 		_, _, err = c.Read(ctx)
 	}
 	assert.Equal(t, websocket.StatusMessageTooBig, websocket.CloseStatus(err), "%v", err)
+}
+
+// TestFramesWithTheHandshake sends the opening handshake and the first
+// frames in one write, so net/http reads them with the request: the
+// bridge must relay them, whatever buffers it gives the connection.
+func TestFramesWithTheHandshake(t *testing.T) {
+	t.Parallel()
+	url, _ := echoBridge(t, &bridge.Handler{})
+	for _, n := range []int{1, 3000, 6000} { // within and beyond one buffer
+		nc, err := net.Dial("tcp", strings.TrimPrefix(url, "ws://"))
+		require.NoError(t, err)
+		defer nc.Close()
+		payload := randomBytes(t, n)
+		var req bytes.Buffer
+		req.WriteString("GET / HTTP/1.1\r\nHost: " + strings.TrimPrefix(url, "ws://") + "\r\n" +
+			"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+		for chunk := payload; len(chunk) > 0; chunk = chunk[min(1000, len(chunk)):] {
+			req.Write(maskedFrame(0x2, chunk[:min(1000, len(chunk))]))
+		}
+		_, err = nc.Write(req.Bytes())
+		require.NoError(t, err)
+		require.NoError(t, nc.SetReadDeadline(time.Now().Add(10*time.Second)))
+		br := bufio.NewReader(nc)
+		resp, err := http.ReadResponse(br, nil)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+		var got []byte
+		for len(got) < n {
+			hdr := make([]byte, 2)
+			_, err := io.ReadFull(br, hdr)
+			require.NoError(t, err)
+			size := int(hdr[1] & 0x7f)
+			if size == 126 {
+				ext := make([]byte, 2)
+				_, err = io.ReadFull(br, ext)
+				require.NoError(t, err)
+				size = int(binary.BigEndian.Uint16(ext))
+			}
+			p := make([]byte, size)
+			_, err = io.ReadFull(br, p)
+			require.NoError(t, err)
+			got = append(got, p...)
+		}
+		assert.True(t, bytes.Equal(payload, got), "%d bytes sent with the handshake came back different", n)
+	}
+}
+
+// maskedFrame builds one final client frame of the given opcode.
+func maskedFrame(opcode byte, p []byte) []byte {
+	f := []byte{0x80 | opcode}
+	switch {
+	case len(p) < 126:
+		f = append(f, 0x80|byte(len(p)))
+	case len(p) < 1<<16:
+		f = append(f, 0x80|126, byte(len(p)>>8), byte(len(p)))
+	default:
+		f = append(f, 0x80|127)
+		f = binary.BigEndian.AppendUint64(f, uint64(len(p)))
+	}
+	key := [4]byte{0x12, 0x34, 0x56, 0x78}
+	f = append(f, key[:]...)
+	for i, b := range p {
+		f = append(f, b^key[i%4])
+	}
+	return f
 }

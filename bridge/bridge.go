@@ -280,7 +280,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusServiceUnavailable, "too many connections or shutting down", errors.New("connection limit reached or shutting down"))
 		return
 	}
-	defer h.release()
+	served := false
+	defer func() {
+		if !served {
+			h.release()
+		}
+	}()
 
 	target, err := h.Resolver.Resolve(r.Context(), r)
 	if err != nil {
@@ -303,7 +308,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger().Warn("bridge: handshake failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
 		return
 	}
-	h.serveConn(r, client, target)
+	served = h.serveConn(r, client, target)
 }
 
 // reserve takes a connection slot unless the limit is reached or the
@@ -331,8 +336,13 @@ func (h *Handler) release() {
 	h.connsDone.Done()
 }
 
-// serveConn dials the target and relays until the connection ends.
-func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) {
+// serveConn dials the target and starts the relay. The connection is
+// hijacked by now, so the relay runs on goroutines of its own and
+// ServeHTTP returns: net/http's goroutine (with its deep stack) ends and
+// the request's memory can be collected while the connection lives.
+// Shutdown and Stats track the relay, not ServeHTTP. It reports whether
+// the relay started; the relay releases the connection slot when it ends.
+func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) bool {
 	start := time.Now()
 	h.total.Add(1)
 	id := h.ids.Add(1)
@@ -345,10 +355,11 @@ func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) {
 		client.closeWith(websocket.StatusInternalError, "target unreachable")
 		log.Warn("bridge: target dial failed", "err", err, "close_code", int(websocket.StatusInternalError),
 			"close_reason", "target unreachable", "duration", time.Since(start))
-		return
+		return false
 	}
 
 	rl := &relay{client: client, target: tc, bufSize: h.bufferSize()}
+	var tapCloser interface{ Close() error }
 	if h.OpenTap != nil {
 		tap, err := h.OpenTap(ConnInfo{ID: id, Remote: r.RemoteAddr, Target: target,
 			Subprotocol: client.Subprotocol(), Protocol: client.protocol(), Request: r})
@@ -356,21 +367,29 @@ func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) {
 			log.Warn("bridge: tap failed, relaying without it", "err", err)
 		} else if tap != nil {
 			rl.tap = tap
-			if c, ok := tap.(interface{ Close() error }); ok {
-				defer func() {
-					if err := c.Close(); err != nil {
-						log.Warn("bridge: tap close failed", "err", err)
-					}
-				}()
-			}
+			tapCloser, _ = tap.(interface{ Close() error })
 		}
 	}
 	if !h.track(id, rl) {
 		// Shutdown's deadline passed between reserve and now.
 		rl.abort(websocket.StatusGoingAway, "bridge shutting down", nil)
 	}
-	defer h.untrack(id, rl)
+	go func() {
+		defer h.release()
+		h.relayConn(id, rl, log, start)
+		if tapCloser != nil {
+			if err := tapCloser.Close(); err != nil {
+				log.Warn("bridge: tap close failed", "err", err)
+			}
+		}
+	}()
+	return true
+}
 
+// relayConn runs the relay with its heartbeat and idle timeout, then logs
+// how the connection ended.
+func (h *Handler) relayConn(id uint64, rl *relay, log *slog.Logger, start time.Time) {
+	defer h.untrack(id, rl)
 	stop := make(chan struct{})
 	var watchDone sync.WaitGroup
 	if h.HeartbeatInterval > 0 || h.IdleTimeout > 0 {

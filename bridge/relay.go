@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wsproxy/wsproxy/internal/bufpool"
 )
 
 // clientConn is the client side of a bridged connection, whatever its
@@ -68,22 +70,6 @@ type Tap interface {
 // the bridge sends to the client.
 const DefaultBufferSize = 32 << 10
 
-// bufPools holds relay buffers by size so that steady-state relaying
-// allocates nothing per message and connections reuse each other's
-// buffers.
-var bufPools sync.Map // int -> *sync.Pool of *[]byte
-
-func getBuf(size int) *[]byte {
-	p, _ := bufPools.LoadOrStore(size, &sync.Pool{New: func() any { b := make([]byte, size); return &b }})
-	return p.(*sync.Pool).Get().(*[]byte)
-}
-
-func putBuf(b *[]byte) {
-	if p, ok := bufPools.Load(len(*b)); ok {
-		p.(*sync.Pool).Put(b)
-	}
-}
-
 // Who ended a connection, for the log line.
 const (
 	endClient = "client" // client closed or went away
@@ -117,6 +103,16 @@ type relay struct {
 	fromClient, toClient atomic.Int64
 	activity             atomic.Int64
 
+	// The end of the relay: the half that finishes first decides what
+	// happens to the other (see react); run reads these once both ended.
+	firstEnded    atomic.Bool
+	first, second halfResult
+	res           relayResult
+
+	// draining is set when the client has closed cleanly: the target's
+	// bytes are then read and discarded until it closes (see react).
+	draining atomic.Bool
+
 	abortOnce sync.Once
 	aborted   atomic.Bool
 	abortCode websocket.StatusCode
@@ -144,20 +140,77 @@ type halfResult struct {
 	err        error
 }
 
+// run relays until both directions have ended. The client-to-target
+// direction runs on the caller's goroutine and the other on one more, so
+// a connection costs two goroutines.
 func (r *relay) run() relayResult {
 	r.activity.Store(time.Now().UnixNano())
-	done := make(chan halfResult, 2)
-	go r.clientToTarget(done)
-	go r.targetToClient(done)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.halfDone(r.targetToClient())
+	}()
+	r.halfDone(r.clientToTarget())
+	<-done
 
-	first := <-done
+	r.target.Close()
+	r.client.closeWith(0, "")
+	res := r.res
+	if errors.Is(res.err, errClientWrite) && r.second.fromClient && r.second.err != nil &&
+		!errors.Is(r.second.err, errTargetWrite) {
+		// The client adapter closed the connection on a protocol
+		// violation (bad base64, an oversized frame) while the other
+		// direction was writing to it: the violation is the cause.
+		res.err = r.second.err
+	}
+	if rc, ok := r.client.(receivedCloser); ok && res.endedBy == endClient {
+		if code, reason, ok := rc.receivedClose(); ok {
+			res.code, res.reason = code, reason
+		}
+	}
+	if r.aborted.Load() {
+		res.endedBy, res.code, res.reason, res.err = endBridge, r.abortCode, r.abortWhy, r.abortErr
+	}
+	res.fromClient, res.toClient = r.fromClient.Load(), r.toClient.Load()
+	return res
+}
+
+// halfDone records the end of one direction. The first to end reacts,
+// on its own goroutine, while the other may still be moving bytes.
+func (r *relay) halfDone(h halfResult) {
+	if r.firstEnded.CompareAndSwap(false, true) {
+		r.first = h
+		r.res = r.react(h)
+		return
+	}
+	r.second = h
+}
+
+// react ends the other direction after the first one ended with h, and
+// says how the connection ended.
+func (r *relay) react(first halfResult) relayResult {
 	res := relayResult{}
 	switch {
 	case first.fromClient && first.eof:
-		// The client closed: everything it sent has been written, the
-		// target's write side is shut. Nothing more can reach the client.
+		// The client closed: everything it sent has been written to the
+		// target's socket. Nothing more can reach the client. Shut the
+		// target's write side (here, once this direction is known to have
+		// ended first, so that a target closing in answer is not taken
+		// for the cause) but do not close the target's socket yet: closing
+		// a socket that holds unread bytes (the target may be sending)
+		// resets the connection, and the reset throws away the client's
+		// last bytes still queued for the target, which then sees a
+		// truncated stream. targetToClient drains the target instead,
+		// discarding what it sends, until it closes (it has read
+		// everything) or targetDrainTimeout passes.
 		res.endedBy = endClient
-		r.target.Close()
+		r.draining.Store(true)
+		r.client.closeWith(0, "")
+		if closeWrite(r.target) {
+			_ = r.target.SetReadDeadline(time.Now().Add(targetDrainTimeout))
+		} else {
+			r.target.Close() // no half-close: the close is the end of stream
+		}
 	case first.fromClient && errors.Is(first.err, errTargetWrite):
 		res.endedBy, res.err = endTarget, first.err
 		res.code, res.reason = websocket.StatusInternalError, "target connection failed"
@@ -186,26 +239,6 @@ func (r *relay) run() relayResult {
 		r.client.closeWith(res.code, res.reason)
 		r.target.Close()
 	}
-	second := <-done
-	if errors.Is(res.err, errClientWrite) && second.fromClient && second.err != nil &&
-		!errors.Is(second.err, errTargetWrite) {
-		// The client adapter closed the connection on a protocol
-		// violation (bad base64, an oversized frame) while the other
-		// direction was writing to it: the violation is the cause.
-		res.err = second.err
-	}
-	r.target.Close()
-	r.client.closeWith(0, "")
-
-	if rc, ok := r.client.(receivedCloser); ok && res.endedBy == endClient {
-		if code, reason, ok := rc.receivedClose(); ok {
-			res.code, res.reason = code, reason
-		}
-	}
-	if r.aborted.Load() {
-		res.endedBy, res.code, res.reason, res.err = endBridge, r.abortCode, r.abortWhy, r.abortErr
-	}
-	res.fromClient, res.toClient = r.fromClient.Load(), r.toClient.Load()
 	return res
 }
 
@@ -224,68 +257,120 @@ func wrap(kind, err error) *wrapErr      { return &wrapErr{kind, err} }
 func (r *relay) touch()                  { r.activity.Store(time.Now().UnixNano()) }
 func (r *relay) lastActivity() time.Time { return time.Unix(0, r.activity.Load()) }
 
-func (r *relay) clientToTarget(done chan<- halfResult) {
-	bp := getBuf(r.bufSize)
-	defer putBuf(bp)
-	buf := *bp
+// readyWaiter is implemented by a source that can wait for its next bytes
+// without a buffer: the relay then borrows its buffer only while bytes
+// move, and an idle connection holds none.
+type readyWaiter interface {
+	waitReady() error
+}
+
+// borrowing lends the relay buffer of one direction: get waits until src
+// has bytes (when it can tell) and returns the buffer; done gives the
+// buffer back after a read that did not fill it (src is likely drained),
+// and keeps it while bulk data streams.
+type borrowing struct {
+	size int
+	wait readyWaiter // nil: hold the buffer for the whole connection
+	bp   *[]byte
+}
+
+func (b *borrowing) get() ([]byte, error) {
+	if b.bp == nil {
+		if b.wait != nil {
+			if err := b.wait.waitReady(); err != nil {
+				return nil, err
+			}
+		}
+		b.bp = bufpool.Get(b.size)
+	}
+	return *b.bp, nil
+}
+
+func (b *borrowing) done(n int) {
+	if b.wait != nil && n < b.size {
+		b.release()
+	}
+}
+
+func (b *borrowing) release() {
+	if b.bp != nil {
+		bufpool.Put(b.bp)
+		b.bp = nil
+	}
+}
+
+func (r *relay) clientToTarget() halfResult {
+	b := borrowing{size: r.bufSize}
+	b.wait, _ = r.client.(readyWaiter)
+	defer b.release()
 	for {
-		n, err := r.client.Read(buf)
+		buf, err := b.get()
+		n := 0
+		if err == nil {
+			n, err = r.client.Read(buf)
+		}
 		if n > 0 {
 			r.touch()
 			if r.tap != nil {
 				r.tap.FromClient(buf[:n])
 			}
 			if _, werr := r.target.Write(buf[:n]); werr != nil {
-				done <- halfResult{fromClient: true, err: wrap(errTargetWrite, werr)}
-				return
+				return halfResult{fromClient: true, err: wrap(errTargetWrite, werr)}
 			}
 			r.fromClient.Add(int64(n))
 		}
+		b.done(n)
 		if err == io.EOF {
-			closeWrite(r.target)
-			done <- halfResult{fromClient: true, eof: true}
-			return
+			return halfResult{fromClient: true, eof: true} // react shuts the target's write side
 		}
 		if err != nil {
-			done <- halfResult{fromClient: true, err: err}
-			return
+			return halfResult{fromClient: true, err: err}
 		}
 	}
 }
 
-func (r *relay) targetToClient(done chan<- halfResult) {
-	bp := getBuf(r.bufSize)
-	defer putBuf(bp)
-	buf := *bp
+func (r *relay) targetToClient() halfResult {
+	b := borrowing{size: r.bufSize, wait: readinessOf(r.target)}
+	defer b.release()
 	for {
-		n, err := r.target.Read(buf)
-		if n > 0 {
+		buf, err := b.get()
+		n := 0
+		if err == nil {
+			n, err = r.target.Read(buf)
+		}
+		if n > 0 && !r.draining.Load() {
 			r.touch()
 			if r.tap != nil {
 				r.tap.ToClient(buf[:n])
 			}
-			if _, werr := r.client.Write(buf[:n]); werr != nil {
-				done <- halfResult{err: wrap(errClientWrite, werr)}
-				return
+			if _, werr := r.client.Write(buf[:n]); werr == nil {
+				r.toClient.Add(int64(n))
+			} else if !r.draining.Load() { // draining: the client is closed, go on discarding
+				return halfResult{err: wrap(errClientWrite, werr)}
 			}
-			r.toClient.Add(int64(n))
 		}
+		b.done(n)
 		if err == io.EOF {
-			done <- halfResult{eof: true}
-			return
+			return halfResult{eof: true}
 		}
 		if err != nil {
-			done <- halfResult{err: err}
-			return
+			return halfResult{err: err}
 		}
 	}
 }
 
 // closeWrite shuts the write side of c when it has one (TCP, Unix, TLS),
-// so the target sees EOF after the last byte; otherwise it does nothing
-// and the full close that follows ends the connection.
-func closeWrite(c net.Conn) {
+// so the target sees EOF after the last byte, and reports whether it did;
+// otherwise only a full close ends the stream.
+func closeWrite(c net.Conn) bool {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
+		return cw.CloseWrite() == nil
 	}
+	return false
 }
+
+// targetDrainTimeout bounds how long a target's connection stays open
+// after the client closed cleanly, for the target to read the client's
+// last bytes and the end of the stream (see react). Targets usually close
+// as soon as they read the end, which ends the wait.
+const targetDrainTimeout = 5 * time.Second

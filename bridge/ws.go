@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -19,6 +20,50 @@ import (
 	"github.com/wsproxy/wsproxy/internal/bufpool"
 	"github.com/wsproxy/wsproxy/internal/hixie"
 )
+
+// connBufSize is the size of the read and write buffers each RFC 6455
+// connection keeps for its life (see smallBuffers).
+const connBufSize = 1 << 10
+
+// smallBuffers hands coder/websocket's Accept connection buffers of
+// connBufSize instead of net/http's 4 KiB ones, which it would keep for
+// the connection's life: 6 KiB less per connection, which is most of an
+// idle connection's heap. Bulk reads and writes bypass these buffers
+// either way (they are larger than them); small messages fit. Bytes the
+// client sent after its handshake and net/http already read are kept.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack implements http.Hijacker.
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	var src io.Reader = nc
+	n := brw.Reader.Buffered()
+	if n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc)
+	}
+	br := bufio.NewReaderSize(src, max(connBufSize, n))
+	if n > 0 {
+		// Buffer them now: Accept rebuilds the reader around what is
+		// buffered and the raw connection.
+		if _, err := br.Peek(n); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	if brw.Writer.Buffered() > 0 {
+		if err := brw.Writer.Flush(); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, connBufSize)), nil
+}
 
 // maxSeqLen is the longest sequence number prefix: 20 digits and a colon.
 const maxSeqLen = 21
@@ -113,7 +158,7 @@ func (h *Handler) acceptClient(w http.ResponseWriter, r *http.Request) (clientCo
 	if sub != "" {
 		opts.Subprotocols = []string{sub}
 	}
-	c, err := websocket.Accept(w, r, opts)
+	c, err := websocket.Accept(smallBuffers{w}, r, opts)
 	if err != nil {
 		return nil, err // Accept has answered the request
 	}
@@ -175,15 +220,9 @@ func (c *wsConn) Read(p []byte) (int, error) {
 	}
 	for {
 		if c.msg == nil {
-			typ, r, err := c.c.Reader(context.Background())
-			if err != nil {
-				return 0, c.readErr(err)
+			if err := c.nextMessage(); err != nil {
+				return 0, err
 			}
-			if typ == websocket.MessageText && !c.base64 {
-				c.closeWith(websocket.StatusUnsupportedData, "text messages need the base64 subprotocol")
-				return 0, errors.New("bridge: client sent a text message in binary mode")
-			}
-			c.msg, c.text, c.ncarry, c.padded = r, typ == websocket.MessageText, 0, false
 		}
 		var n int
 		var err error
@@ -206,6 +245,29 @@ func (c *wsConn) Read(p []byte) (int, error) {
 			return n, nil
 		}
 	}
+}
+
+// nextMessage waits for the client's next message and makes it current.
+func (c *wsConn) nextMessage() error {
+	typ, r, err := c.c.Reader(context.Background())
+	if err != nil {
+		return c.readErr(err)
+	}
+	if typ == websocket.MessageText && !c.base64 {
+		c.closeWith(websocket.StatusUnsupportedData, "text messages need the base64 subprotocol")
+		return errors.New("bridge: client sent a text message in binary mode")
+	}
+	c.msg, c.text, c.ncarry, c.padded = r, typ == websocket.MessageText, 0, false
+	return nil
+}
+
+// waitReady implements readyWaiter: between messages it waits for the
+// next one, so the relay holds no buffer while the client is idle.
+func (c *wsConn) waitReady() error {
+	if c.msg != nil || len(c.pending) > 0 {
+		return nil
+	}
+	return c.nextMessage()
 }
 
 // base64Chunk is the most base64 text one Read decodes: 32 KiB of text,

@@ -33,6 +33,7 @@ var roles = map[string]func(target string) (net.Listener, func(net.Listener) err
 // runRole is main for a child process.
 func runRole(role string) {
 	raiseFileLimit()
+	startProfiling(role)
 	start, ok := roles[role]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "bench: unknown role %q\n", role)

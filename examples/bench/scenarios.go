@@ -201,6 +201,7 @@ func manyConnections(f flavor, addr string, pid, n, streamN, perConn int) (conns
 		return res, err
 	}
 	res.rssPerConn = float64(after-before) / float64(res.opened)
+	snapshotMemory(pid)
 	for _, s := range streams {
 		s.Close()
 	}
