@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/metrics"
 	"sort"
 	"strings"
 	"sync"
@@ -43,6 +44,64 @@ const (
 
 // errPACTimeout is the cause when an evaluation outlives its limit.
 var errPACTimeout = errors.New("PAC evaluation exceeded its time limit")
+
+// errPACMemory is the cause when the heap grows by more than
+// pacMaxHeapGrowth during an evaluation.
+var errPACMemory = errors.New("PAC evaluation exceeded its memory limit")
+
+// The interpreter has no allocation limit of its own, so a watchdog reads
+// the process's heap every pacHeapCheck while a script runs (evaluations
+// that end sooner, nearly all, cost nothing) and interrupts the script
+// when the heap has grown by more than pacMaxHeapGrowth since it started.
+// The figure is process-wide: other goroutines allocating at the same
+// time count too, which can only end a script early, never let one grow
+// further.
+var (
+	pacMaxHeapGrowth uint64 = 128 << 20
+	pacHeapCheck            = 10 * time.Millisecond
+)
+
+// watchPACHeap starts the heap watchdog for one evaluation; interrupt is
+// called at most once. The returned stop ends the watch and reports
+// whether interrupt was not called.
+func watchPACHeap(interrupt func()) (stop func() bool) {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	heap := func() uint64 {
+		metrics.Read(sample)
+		return sample[0].Value.Uint64()
+	}
+	start := heap()
+	var (
+		mu      sync.Mutex
+		done    bool
+		fired   bool
+		t       *time.Timer
+		observe func()
+	)
+	observe = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if done {
+			return
+		}
+		if heap() > start+pacMaxHeapGrowth {
+			fired = true
+			interrupt()
+			return
+		}
+		t.Reset(pacHeapCheck)
+	}
+	mu.Lock()
+	t = time.AfterFunc(pacHeapCheck, observe)
+	mu.Unlock()
+	return func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		done = true
+		t.Stop()
+		return !fired
+	}
+}
 
 // pacScript is a compiled PAC script with a pool of interpreters that have
 // run its top level.
@@ -156,10 +215,15 @@ func (s *pacScript) findProxy(ctx context.Context, env pacEnv, u *url.URL) (stri
 		vm.rt.SetMaxCallStackSize(pacMaxCallDepth)
 	}
 	vm.state.ctx, vm.state.env = ctx, env
-	// Interrupt the script when the limit passes or the caller gives up.
+	// Interrupt the script when the limit passes or the caller gives up,
+	// or when the heap grows past pacMaxHeapGrowth while it runs.
 	stop := context.AfterFunc(ctx, func() { vm.rt.Interrupt(errPACTimeout) })
+	stopWatch := watchPACHeap(func() { vm.rt.Interrupt(errPACMemory) })
 	reusable := true
 	defer func() {
+		if !stopWatch() {
+			reusable = false
+		}
 		if !stop() { // the interrupt fired or is firing: discard this VM
 			reusable = false
 		}
@@ -189,6 +253,9 @@ func (s *pacScript) findProxy(ctx context.Context, env pacEnv, u *url.URL) (stri
 // evalError explains an evaluation failure.
 func (s *pacScript) evalError(ctx context.Context, err error) error {
 	var ie *goja.InterruptedError
+	if errors.As(err, &ie) && ie.Value() == errPACMemory {
+		return errPACMemory
+	}
 	if errors.As(err, &ie) || ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return ctx.Err()
