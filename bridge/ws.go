@@ -193,13 +193,11 @@ type wsConn struct {
 	seq    *hixie.Seq // base64 mode with seq_num: numbers the messages sent
 
 	// Read state (one reader goroutine).
-	msg     io.Reader // the message being streamed
-	text    bool      // base64 mode: msg is a text message, to decode
-	carry   [4]byte   // base64 characters of a group split across reads
-	ncarry  int
-	padded  bool    // the current message's base64 has ended with padding
-	small   [3]byte // decoded bytes for a Read whose buffer holds less than a group
-	pending []byte  // bytes of small not yet returned
+	msg     io.Reader    // the message being streamed
+	text    bool         // base64 mode: msg is a text message, to decode
+	b64     base64Stream // base64 mode: decoding state of the current message
+	small   [3]byte      // decoded bytes for a Read whose buffer holds less than a group
+	pending []byte       // bytes of small not yet returned
 
 	closeMu    sync.Mutex
 	closed     bool
@@ -257,7 +255,7 @@ func (c *wsConn) nextMessage() error {
 		c.closeWith(websocket.StatusUnsupportedData, "text messages need the base64 subprotocol")
 		return errors.New("bridge: client sent a text message in binary mode")
 	}
-	c.msg, c.text, c.ncarry, c.padded = r, typ == websocket.MessageText, 0, false
+	c.msg, c.text, c.b64 = r, typ == websocket.MessageText, base64Stream{}
 	return nil
 }
 
@@ -286,44 +284,18 @@ func (c *wsConn) readText(p []byte) (int, error) {
 	bp := bufpool.Get(min(base64Chunk, textMax))
 	defer bufpool.Put(bp)
 	text := *bp
-	k := copy(text, c.carry[:c.ncarry])
+	k := c.b64.prefix(text)
 	n, rerr := c.msg.Read(text[k:])
-	text = text[:k+n]
-	if bytes.IndexByte(text, '\n') >= 0 || bytes.IndexByte(text, '\r') >= 0 {
-		text = dropNewlines(text) // as base64.StdEncoding.Decode does
-	}
-	whole := len(text) / 4 * 4
-	if rerr == io.EOF && whole != len(text) {
-		return 0, c.badBase64(fmt.Errorf("message length is not a multiple of 4"))
-	}
-	if c.padded && len(text) > 0 {
-		return 0, c.badBase64(errors.New("data after padding"))
-	}
-	m, err := base64.StdEncoding.Decode(dst, text[:whole])
+	m, err := c.b64.decode(dst, text[:k+n], rerr == io.EOF)
 	if err != nil {
 		return 0, c.badBase64(err)
 	}
-	if whole > 0 && text[whole-1] == '=' {
-		c.padded = true
-	}
-	c.ncarry = copy(c.carry[:], text[whole:])
 	if len(p) < 3 {
 		c.pending = c.small[:m]
 		m = copy(p, c.pending)
 		c.pending = c.pending[m:]
 	}
 	return m, rerr
-}
-
-// dropNewlines removes CR and LF from b in place.
-func dropNewlines(b []byte) []byte {
-	out := b[:0]
-	for _, ch := range b {
-		if ch != '\r' && ch != '\n' {
-			out = append(out, ch)
-		}
-	}
-	return out
 }
 
 func (c *wsConn) badBase64(err error) error {

@@ -31,6 +31,29 @@ func TestCertServesWSSAndWS(t *testing.T) {
 	}
 }
 
+// TestTLSMinimumVersion: the bridge's TLS refuses clients that offer
+// only TLS 1.0 or 1.1, and accepts 1.2 and 1.3.
+func TestTLSMinimumVersion(t *testing.T) {
+	t.Parallel()
+	cert := peertest.SelfSigned(t)
+	addr, _ := startBridge(t, "--cert", cert.PEMFile, peertest.EchoServer(t))
+	for _, tc := range []struct {
+		version uint16
+		ok      bool
+	}{{tls.VersionTLS10, false}, {tls.VersionTLS11, false}, {tls.VersionTLS12, true}, {tls.VersionTLS13, true}} {
+		d := &tls.Dialer{Config: &tls.Config{RootCAs: cert.Pool, MinVersion: tc.version, MaxVersion: tc.version}}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := d.DialContext(ctx, "tcp", addr)
+		cancel()
+		if tc.ok {
+			require.NoError(t, err, tls.VersionName(tc.version))
+			c.Close()
+		} else {
+			require.Error(t, err, tls.VersionName(tc.version))
+		}
+	}
+}
+
 // TestIPv6: listen and target addresses in brackets.
 func TestIPv6(t *testing.T) {
 	t.Parallel()
