@@ -390,18 +390,9 @@ func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) b
 // how the connection ended.
 func (h *Handler) relayConn(id uint64, rl *relay, log *slog.Logger, start time.Time) {
 	defer h.untrack(id, rl)
-	stop := make(chan struct{})
-	var watchDone sync.WaitGroup
-	if h.HeartbeatInterval > 0 || h.IdleTimeout > 0 {
-		watchDone.Add(1)
-		go func() {
-			defer watchDone.Done()
-			h.watch(rl, stop)
-		}()
-	}
+	w := h.watch(rl)
 	res := rl.run()
-	close(stop)
-	watchDone.Wait()
+	w.stop()
 
 	attrs := []any{"from_client", res.fromClient, "to_client", res.toClient,
 		"duration", time.Since(start), "ended_by", res.endedBy}
@@ -475,64 +466,104 @@ func (h *Handler) dialTarget(t Target) (net.Conn, error) {
 	return tc, nil
 }
 
-// watch runs the heartbeat and the idle timeout of one connection until
-// stop is closed.
-func (h *Handler) watch(rl *relay, stop <-chan struct{}) {
-	var heartbeat <-chan time.Time
-	p, canPing := rl.client.(pinger)
-	if canPing && h.HeartbeatInterval > 0 {
-		t := time.NewTicker(h.HeartbeatInterval)
-		defer t.Stop()
-		heartbeat = t.C
+// watchdog runs the heartbeat and the idle timeout of one connection on
+// timers, so an idle connection costs no goroutine for them: a ping runs
+// on its timer's goroutine while it waits for the pong.
+type watchdog struct {
+	h        *Handler
+	rl       *relay
+	pinger   pinger
+	hb, idle *time.Timer
+
+	mu       sync.Mutex
+	stopped  bool
+	inflight sync.WaitGroup // callbacks running; stop waits for them
+}
+
+// watch starts the heartbeat and idle timers that h's settings ask for.
+func (h *Handler) watch(rl *relay) *watchdog {
+	w := &watchdog{h: h, rl: rl}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if p, ok := rl.client.(pinger); ok && h.HeartbeatInterval > 0 {
+		w.pinger = p
+		w.hb = time.AfterFunc(h.HeartbeatInterval, w.heartbeat)
 	}
-	var idle <-chan time.Time
-	var idleTimer *time.Timer
 	if h.IdleTimeout > 0 {
-		idleTimer = time.NewTimer(h.IdleTimeout)
-		defer idleTimer.Stop()
-		idle = idleTimer.C
+		w.idle = time.AfterFunc(h.IdleTimeout, w.checkIdle)
 	}
-	if heartbeat == nil && idle == nil {
-		return
+	return w
+}
+
+// enter marks a callback as running, unless the watch has stopped.
+func (w *watchdog) enter() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return false
 	}
-	timeout := h.HeartbeatTimeout
-	if timeout <= 0 {
-		timeout = DefaultHeartbeatTimeout
-	}
-	for {
-		select {
-		case <-stop:
-			return
-		case <-heartbeat:
-			if err := p.ping(timeout); err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return // the connection is ending anyway
-				}
-				select {
-				case <-stop:
-				default:
-					rl.abort(0, "no answer to ping", fmt.Errorf("heartbeat: dead peer: %w", err))
-				}
-				return
-			}
-		case <-idle:
-			if h.idleExpired(rl, idleTimer) {
-				return
-			}
-		}
+	w.inflight.Add(1)
+	return true
+}
+
+// rearm resets t unless the watch has stopped.
+func (w *watchdog) rearm(t *time.Timer, d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		t.Reset(d)
 	}
 }
 
-// idleExpired aborts rl when it has been idle for IdleTimeout and reports
-// true; otherwise it rearms t for the rest of the period.
-func (h *Handler) idleExpired(rl *relay, t *time.Timer) bool {
-	idle := time.Since(rl.lastActivity())
-	if idle >= h.IdleTimeout {
-		rl.abort(websocket.StatusGoingAway, "idle timeout", nil)
-		return true
+func (w *watchdog) heartbeat() {
+	if !w.enter() {
+		return
 	}
-	t.Reset(h.IdleTimeout - idle)
-	return false
+	defer w.inflight.Done()
+	timeout := w.h.HeartbeatTimeout
+	if timeout <= 0 {
+		timeout = DefaultHeartbeatTimeout
+	}
+	if err := w.pinger.ping(timeout); err != nil {
+		w.mu.Lock()
+		stopped := w.stopped
+		w.mu.Unlock()
+		if !stopped && !errors.Is(err, net.ErrClosed) {
+			w.rl.abort(0, "no answer to ping", fmt.Errorf("heartbeat: dead peer: %w", err))
+		}
+		return
+	}
+	w.rearm(w.hb, w.h.HeartbeatInterval)
+}
+
+// checkIdle aborts the relay when it has been idle for IdleTimeout;
+// otherwise it rearms the timer for the rest of the period.
+func (w *watchdog) checkIdle() {
+	if !w.enter() {
+		return
+	}
+	defer w.inflight.Done()
+	idle := time.Since(w.rl.lastActivity())
+	if idle >= w.h.IdleTimeout {
+		w.rl.abort(websocket.StatusGoingAway, "idle timeout", nil)
+		return
+	}
+	w.rearm(w.idle, w.h.IdleTimeout-idle)
+}
+
+// stop ends the watch and waits for a callback in progress (a ping
+// returns at once once the connection is closed).
+func (w *watchdog) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	if w.hb != nil {
+		w.hb.Stop()
+	}
+	if w.idle != nil {
+		w.idle.Stop()
+	}
+	w.mu.Unlock()
+	w.inflight.Wait()
 }
 
 // Shutdown stops accepting connections (new requests get 503) and waits
