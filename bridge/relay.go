@@ -109,10 +109,6 @@ type relay struct {
 	first, second halfResult
 	res           relayResult
 
-	// draining is set when the client has closed cleanly: the target's
-	// bytes are then read and discarded until it closes (see react).
-	draining atomic.Bool
-
 	abortOnce sync.Once
 	aborted   atomic.Bool
 	abortCode websocket.StatusCode
@@ -153,9 +149,17 @@ func (r *relay) run() relayResult {
 	r.halfDone(r.clientToTarget())
 	<-done
 
+	if (r.first.fromClient && r.first.eof || r.second.fromClient && r.second.eof) && !r.aborted.Load() {
+		drainTarget(r.target) // the client closed cleanly
+	}
 	r.target.Close()
 	r.client.closeWith(0, "")
 	res := r.res
+	if errors.Is(res.err, errClientWrite) && r.second.fromClient && r.second.eof {
+		// The write failed because the client's clean close, read by the
+		// other direction, closed the connection under it.
+		res.err = nil
+	}
 	if errors.Is(res.err, errClientWrite) && r.second.fromClient && r.second.err != nil &&
 		!errors.Is(r.second.err, errTargetWrite) {
 		// The client adapter closed the connection on a protocol
@@ -192,24 +196,17 @@ func (r *relay) react(first halfResult) relayResult {
 	res := relayResult{}
 	switch {
 	case first.fromClient && first.eof:
-		// The client closed: everything it sent has been written to the
-		// target's socket. Nothing more can reach the client. Shut the
-		// target's write side (here, once this direction is known to have
-		// ended first, so that a target closing in answer is not taken
-		// for the cause) but do not close the target's socket yet: closing
-		// a socket that holds unread bytes (the target may be sending)
-		// resets the connection, and the reset throws away the client's
-		// last bytes still queued for the target, which then sees a
-		// truncated stream. targetToClient drains the target instead,
-		// discarding what it sends, until it closes (it has read
-		// everything) or targetDrainTimeout passes.
+		// The client closed cleanly: everything it sent has been written
+		// to the target's socket, and nothing more can reach the client.
+		// Close it and stop targetToClient, but leave the target's socket
+		// open: run drains it (see drainTarget), and only then closes it.
+		// The target learns of the end only then, after this direction is
+		// known to have ended first, so a target closing in answer is
+		// never taken for the cause.
 		res.endedBy = endClient
-		r.draining.Store(true)
 		r.client.closeWith(0, "")
-		if closeWrite(r.target) {
-			_ = r.target.SetReadDeadline(time.Now().Add(targetDrainTimeout))
-		} else {
-			r.target.Close() // no half-close: the close is the end of stream
+		if r.target.SetReadDeadline(time.Now()) != nil {
+			r.target.Close()
 		}
 	case first.fromClient && errors.Is(first.err, errTargetWrite):
 		res.endedBy, res.err = endTarget, first.err
@@ -232,10 +229,19 @@ func (r *relay) react(first halfResult) relayResult {
 	default:
 		res.endedBy, res.err = endTarget, first.err
 		if errors.Is(first.err, errClientWrite) {
+			// The client's connection failed, or was closed under the
+			// write by the client's clean close, which clientToTarget is
+			// about to read. Close the client but leave the target to run,
+			// which drains it after a clean close; only bound a write to
+			// it that could block forever.
 			res.endedBy = endClient
-		} else {
-			res.code, res.reason = websocket.StatusInternalError, "target connection failed"
+			r.client.closeWith(0, "")
+			if r.target.SetWriteDeadline(time.Now().Add(targetDrainTimeout)) != nil {
+				r.target.Close()
+			}
+			break
 		}
+		res.code, res.reason = websocket.StatusInternalError, "target connection failed"
 		r.client.closeWith(res.code, res.reason)
 		r.target.Close()
 	}
@@ -330,32 +336,57 @@ func (r *relay) clientToTarget() halfResult {
 }
 
 func (r *relay) targetToClient() halfResult {
-	b := borrowing{size: r.bufSize, wait: readinessOf(r.target)}
-	defer b.release()
+	src := newTargetReader(r.target, r.bufSize)
+	defer src.release()
 	for {
-		buf, err := b.get()
-		n := 0
-		if err == nil {
-			n, err = r.target.Read(buf)
-		}
-		if n > 0 && !r.draining.Load() {
+		buf, n, err := src.read()
+		if n > 0 {
 			r.touch()
 			if r.tap != nil {
 				r.tap.ToClient(buf[:n])
 			}
-			if _, werr := r.client.Write(buf[:n]); werr == nil {
-				r.toClient.Add(int64(n))
-			} else if !r.draining.Load() { // draining: the client is closed, go on discarding
+			if _, werr := r.client.Write(buf[:n]); werr != nil {
 				return halfResult{err: wrap(errClientWrite, werr)}
 			}
+			r.toClient.Add(int64(n))
 		}
-		b.done(n)
+		src.done()
 		if err == io.EOF {
 			return halfResult{eof: true}
 		}
 		if err != nil {
 			return halfResult{err: err}
 		}
+	}
+}
+
+// targetReader reads the target into a relay buffer. read returns the
+// buffer and the count; done says the caller is finished with the bytes
+// (a reader may then give the buffer back); release ends it.
+type targetReader interface {
+	read() (buf []byte, n int, err error)
+	done()
+	release()
+}
+
+// heldBuffer is the targetReader for connections the runtime cannot poll
+// for us (TLS, wrappers): it holds one buffer for the connection's life.
+type heldBuffer struct {
+	conn net.Conn
+	bp   *[]byte
+}
+
+func (h *heldBuffer) read() ([]byte, int, error) {
+	n, err := h.conn.Read(*h.bp)
+	return *h.bp, n, err
+}
+
+func (h *heldBuffer) done() {}
+
+func (h *heldBuffer) release() {
+	if h.bp != nil {
+		bufpool.Put(h.bp)
+		h.bp = nil
 	}
 }
 
@@ -371,6 +402,28 @@ func closeWrite(c net.Conn) bool {
 
 // targetDrainTimeout bounds how long a target's connection stays open
 // after the client closed cleanly, for the target to read the client's
-// last bytes and the end of the stream (see react). Targets usually close
-// as soon as they read the end, which ends the wait.
+// last bytes and the end of the stream (see drainTarget). Targets usually
+// close as soon as they read the end, which ends the wait.
 const targetDrainTimeout = 5 * time.Second
+
+// drainTarget ends the target's side of a connection whose client closed
+// cleanly. Closing a socket that holds unread bytes (the target may still
+// be sending) resets the connection, and the reset throws away what is
+// still queued for the target: the client's last bytes, the target then
+// seeing a truncated stream. So it shuts the write side (the target reads
+// the end of the stream after the last byte), then reads and discards
+// until the target closes, having read everything, or targetDrainTimeout
+// passes. Without a write side to shut it does nothing.
+func drainTarget(c net.Conn) {
+	if !closeWrite(c) {
+		return
+	}
+	_ = c.SetDeadline(time.Now().Add(targetDrainTimeout))
+	bp := bufpool.Get(4 << 10)
+	defer bufpool.Put(bp)
+	for {
+		if _, err := c.Read(*bp); err != nil {
+			return
+		}
+	}
+}
