@@ -66,9 +66,9 @@ type Tap interface {
 }
 
 // DefaultBufferSize is the relay's buffer per direction when
-// Handler.BufferSize is zero: 32 KiB, which is also the largest message
+// Handler.BufferSize is zero: 64 KiB, which is also the largest message
 // the bridge sends to the client.
-const DefaultBufferSize = 32 << 10
+const DefaultBufferSize = 64 << 10
 
 // Who ended a connection, for the log line.
 const (

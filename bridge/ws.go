@@ -268,9 +268,9 @@ func (c *wsConn) waitReady() error {
 	return c.nextMessage()
 }
 
-// base64Chunk is the most base64 text one Read decodes: 32 KiB of text,
-// 24 KiB of payload, from a pooled buffer held only during the Read.
-const base64Chunk = 32 << 10
+// base64Chunk is the most base64 text one Read decodes: 64 KiB of text,
+// 48 KiB of payload, from a pooled buffer held only during the Read.
+const base64Chunk = 64 << 10
 
 // readText reads the next piece of the current text message and decodes
 // its whole base64 groups into p, keeping a split group for the next

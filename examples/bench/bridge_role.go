@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wsproxy/wsproxy/bridge"
+	"github.com/wsproxy/wsproxy/internal/hixie"
 	"github.com/wsproxy/wsproxy/internal/hixie/hixietest"
 )
 
@@ -30,38 +31,24 @@ func init() {
 	}
 }
 
-// hixieFlavor speaks Hixie-76 (0x00 base64 0xFF frames) to the bridge.
+// hixieFlavor speaks Hixie-76 (0x00 base64 0xFF frames) to the bridge:
+// hixietest does the handshake, and the frames go through package hixie's
+// streaming encoder and decoder, which reuse their buffers, so that the
+// client's share of the two cores stays small.
 var hixieFlavor = flavor{"Hixie-76", func(ctx context.Context, addr string) (io.ReadWriteCloser, error) {
 	c, err := hixietest.Dial(ctx, addr, hixietest.Options{Protocol: "base64"})
 	if err != nil {
 		return nil, err
 	}
-	return &hixieStream{c: c}, nil
+	return &hixieStream{c: c, dec: hixie.NewDecoder(c, 1<<20), enc: hixie.NewEncoder(c)}, nil
 }}
 
 type hixieStream struct {
-	c       *hixietest.Conn
-	pending []byte
+	c   *hixietest.Conn
+	dec *hixie.Decoder
+	enc *hixie.Encoder
 }
 
-func (s *hixieStream) Write(p []byte) (int, error) {
-	if err := s.c.Send(p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (s *hixieStream) Read(p []byte) (int, error) {
-	for len(s.pending) == 0 {
-		_, payload, err := s.c.Recv()
-		if err != nil {
-			return 0, err
-		}
-		s.pending = payload
-	}
-	n := copy(p, s.pending)
-	s.pending = s.pending[n:]
-	return n, nil
-}
-
-func (s *hixieStream) Close() error { return s.c.Close() }
+func (s *hixieStream) Write(p []byte) (int, error) { return s.enc.Write(p) }
+func (s *hixieStream) Read(p []byte) (int, error)  { return s.dec.Read(p) }
+func (s *hixieStream) Close() error                { return s.c.Close() }
