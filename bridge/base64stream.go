@@ -2,13 +2,14 @@ package bridge
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
+
+	"github.com/wsproxy/wsproxy/internal/b64"
 )
 
 // base64Stream decodes the base64 text of one message as it arrives in
 // pieces of any size, accepting exactly what base64.StdEncoding.Decode
-// accepts for the whole text: padded groups, CR and LF anywhere (skipped),
+// accepts for the whole text (b64.Decode has its rules): padded groups, CR and LF anywhere (skipped),
 // nothing after the padding. The zero value starts a message.
 type base64Stream struct {
 	carry  [4]byte // characters of a group split across pieces
@@ -36,7 +37,7 @@ func (s *base64Stream) decode(dst, text []byte, final bool) (int, error) {
 	if s.padded && len(text) > 0 {
 		return 0, errors.New("data after padding")
 	}
-	n, err := base64.StdEncoding.Decode(dst, text[:whole])
+	n, err := b64.Decode(dst, text[:whole])
 	if err != nil {
 		return 0, err
 	}

@@ -13,6 +13,8 @@ import (
 	"net/url"
 
 	"github.com/coder/websocket"
+
+	"github.com/wsproxy/wsproxy/internal/b64"
 )
 
 // A flavor is one way of reaching the TCP echo: straight through the raw
@@ -76,7 +78,7 @@ type base64Stream struct {
 }
 
 func (s *base64Stream) Write(p []byte) (int, error) {
-	s.enc = base64.StdEncoding.AppendEncode(s.enc[:0], p)
+	s.enc = b64.AppendEncode(s.enc[:0], p)
 	if err := s.c.Write(context.Background(), websocket.MessageText, s.enc); err != nil {
 		return 0, err
 	}
@@ -94,10 +96,14 @@ func (s *base64Stream) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		s.raw = buf.Bytes()
-		if s.dec, err = base64.StdEncoding.AppendDecode(s.dec[:0], s.raw); err != nil {
+		if need := base64.StdEncoding.DecodedLen(len(s.raw)); cap(s.dec) < need {
+			s.dec = make([]byte, need)
+		}
+		n, err := b64.Decode(s.dec[:cap(s.dec)], s.raw)
+		if err != nil {
 			return 0, fmt.Errorf("bad base64 from server: %w", err)
 		}
-		s.pending = s.dec
+		s.pending = s.dec[:n]
 	}
 	n := copy(p, s.pending)
 	s.pending = s.pending[n:]

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/wsproxy/wsproxy/internal/b64"
 	"github.com/wsproxy/wsproxy/internal/bufpool"
 )
 
@@ -353,7 +354,7 @@ func (d *Decoder) decodeGroups(src []byte) error {
 				return fmt.Errorf("%w: the frame at offset %d exceeds %d bytes", ErrFrameTooLarge, d.frameStart, d.max)
 			}
 		}
-		m, err := base64.StdEncoding.Decode(d.dec[d.dend:], src[:n])
+		m, err := b64.Decode(d.dec[d.dend:], src[:n])
 		if err != nil {
 			return fmt.Errorf("%w: frame at offset %d: %v", ErrBadBase64, d.frameStart, err)
 		}
@@ -435,7 +436,7 @@ func AppendPayload(dst, p []byte, seq *Seq) []byte {
 	if seq != nil {
 		dst = seq.Append(dst)
 	}
-	return base64.StdEncoding.AppendEncode(dst, p)
+	return b64.AppendEncode(dst, p)
 }
 
 // Seq numbers the frames a bridge sends to one client, starting at 0. The
