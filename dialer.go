@@ -166,7 +166,10 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string, opts *websocket.DialOp
 
 	// Open the tunnel (and TLS inside it) before the handshake, so that proxy
 	// errors come back as they are rather than wrapped by the HTTP client.
-	first, err := d.dialTarget(ctx, u, target)
+	// Under TLS, writes are coalesced until the handshake's answer arrives
+	// (see coalesceConn).
+	var coalesce *coalesceConn
+	first, err := d.dialTarget(ctx, u, target, &coalesce)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -185,7 +188,7 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string, opts *websocket.DialOp
 		if c := take(addr); c != nil {
 			return c, nil
 		}
-		return d.dialTarget(ctx, &url.URL{Scheme: scheme, Host: addr}, addr)
+		return d.dialTarget(ctx, &url.URL{Scheme: scheme, Host: addr}, addr, nil)
 	}
 	tr := &http.Transport{
 		Proxy: nil,
@@ -205,6 +208,12 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string, opts *websocket.DialOp
 	}
 	if err != nil {
 		return nil, resp, fmt.Errorf("wsproxy: WebSocket handshake with %s: %w", u.Redacted(), err)
+	}
+	if coalesce != nil {
+		if err := coalesce.stop(); err != nil {
+			conn.CloseNow()
+			return nil, resp, fmt.Errorf("wsproxy: WebSocket handshake with %s: %w", u.Redacted(), err)
+		}
 	}
 	if sp := conn.Subprotocol(); sp != "" {
 		d.logf("WebSocket open: %s, subprotocol %s", resp.Status, sp)
@@ -237,17 +246,27 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	return d.dialTunnel(ctx, &url.URL{Scheme: scheme, Host: target}, target)
 }
 
-// dialTarget opens the tunnel to target and, for wss, TLS inside it.
-func (d *Dialer) dialTarget(ctx context.Context, u *url.URL, target string) (net.Conn, error) {
+// dialTarget opens the tunnel to target and, for wss, TLS inside it. When
+// coalesce is not nil, TLS runs over a coalesceConn, stored there for the
+// caller to stop once the WebSocket handshake is done.
+func (d *Dialer) dialTarget(ctx context.Context, u *url.URL, target string, coalesce **coalesceConn) (net.Conn, error) {
 	c, err := d.dialTunnel(ctx, u, target)
 	if err != nil || u.Scheme != "wss" {
 		return c, err
 	}
 	host, _, _ := net.SplitHostPort(target)
-	tc := tls.Client(c, tlsConfig(d.TLSClientConfig, host))
+	under := c
+	if coalesce != nil {
+		*coalesce = &coalesceConn{Conn: c}
+		under = *coalesce
+	}
+	tc := tls.Client(under, tlsConfig(d.TLSClientConfig, host))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("wsproxy: TLS handshake with %s: %w", target, err)
+	}
+	if coalesce != nil {
+		(*coalesce).handshakeDone()
 	}
 	d.logf("TLS with %s established (%s)", target, tls.VersionName(tc.ConnectionState().Version))
 	return tc, nil
