@@ -37,16 +37,14 @@ func TestPACConfined(t *testing.T) {
 func TestPACMemoryLimit(t *testing.T) {
 	t.Parallel()
 	env := testPACEnv(time.Now())
-	env.limit = 20 * time.Second
+	env.limit = time.Minute // the memory limit must end it, not the clock
 	s, err := compilePAC("hog", []byte(`function FindProxyForURL(u, h) {
-	var keep = [];
-	for (;;) { keep.push(new Array(100000).fill(h)); }
+	var keep = [], s = h;
+	for (;;) { s = s + s; keep.push(s); }
 }`))
 	require.NoError(t, err)
-	start := time.Now()
 	_, err = s.findProxy(context.Background(), env, &url.URL{Scheme: "ws", Host: "a"})
 	require.ErrorIs(t, err, errPACMemory)
-	assert.Less(t, time.Since(start), 10*time.Second)
 
 	// The script is discarded, and a well-behaved one still works.
 	s, err = compilePAC("ok", []byte(`function FindProxyForURL(u, h) { return "DIRECT"; }`))
