@@ -28,6 +28,9 @@ import (
 //   - opaque is echoed; userhash=true sends H(user:realm) instead of the
 //     user name; with charset=UTF-8 a non-ASCII user name goes as
 //     username* (RFC 8187), and the password is hashed as UTF-8;
+//   - a value the answer would have to quote but cannot (a user name,
+//     realm, nonce, opaque or target with a control character such as CR
+//     or LF) makes Answer fail instead of writing a broken header;
 //   - stale=true (the nonce expired, the password was right) is answered
 //     once with the new nonce, without asking for credentials again;
 //   - after a success the Dialer keeps H(user:realm:password) (HA1, not the
@@ -175,6 +178,11 @@ func (s *digestSession) Answer(_ context.Context, ch Challenge) (string, error) 
 	if err != nil {
 		return "", err
 	}
+	// Found by FuzzDigestRoundTrip: a control character (CR and LF above
+	// all) in a value the answer quotes went into the header as it was.
+	if name := s.unquotable(dc); name != "" {
+		return "", fmt.Errorf("the %s holds a control character, which a Digest answer cannot carry", name)
+	}
 	if s.answers > 0 {
 		if s.retried || !dc.stale && !s.retryAny {
 			return "", fmt.Errorf("%w (a new Digest challenge without stale=true)", ErrProxyCredentialsRejected)
@@ -186,6 +194,27 @@ func (s *digestSession) Answer(_ context.Context, ch Challenge) (string, error) 
 	}
 	s.answers++
 	return s.answer("CONNECT", s.target, newCnonce()), nil
+}
+
+// unquotable names the first value that the answer to dc would write in a
+// quoted-string but cannot: a quoted-string has no room for control
+// characters other than HTAB. It returns "" when there is none. A user
+// name sent hashed (userhash) or as username* needs no quoting.
+func (s *digestSession) unquotable(dc digestChallenge) string {
+	user := s.user
+	if dc.userhash || dc.utf8 && !isPrintableASCII(user) {
+		user = ""
+	}
+	for _, v := range [...]struct{ name, value string }{
+		{"user name", user}, {"realm", dc.realm}, {"nonce", dc.nonce}, {"opaque", dc.opaque}, {"target", s.target},
+	} {
+		for i := 0; i < len(v.value); i++ {
+			if c := v.value[i]; c < 0x20 && c != '\t' || c == 0x7f {
+				return v.name
+			}
+		}
+	}
+	return ""
 }
 
 // adopt makes dc the challenge in force, deriving the key from the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -131,7 +132,9 @@ func parseTokenFile(name string, into map[string]string, log *slog.Logger) error
 			continue
 		}
 		token, target, ok := splitTokenLine(line)
-		if !ok {
+		// Found by FuzzTokenFile: a target that is not host:port ("a: b")
+		// was taken as it was; it is a syntax error, as for RedisTokens.
+		if _, _, err := net.SplitHostPort(target); !ok || err != nil {
 			log.Warn("bridge: token file syntax error, line skipped (want \"token: host:port\")", "file", name, "line", n)
 			continue
 		}
