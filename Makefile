@@ -1,7 +1,7 @@
 # Developer entry points. CI runs .ci/run, which ends with `make test`.
 GO ?= go
 
-.PHONY: demo test check vet-all staticcheck fuzz bench
+.PHONY: demo test check vet-all staticcheck fuzz bench soak
 
 FUZZTIME ?= 15s
 
@@ -30,3 +30,9 @@ fuzz:
 # Go benchmarks of the hot paths.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The load soak with integrity checks (examples/soak): 2,000 bridged
+# connections for 60 s by default. Flags pass through SOAKFLAGS:
+# make soak SOAKFLAGS='-conns 500 -duration 10s -json'
+soak:
+	$(GO) run ./examples/soak $(SOAKFLAGS)

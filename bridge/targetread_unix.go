@@ -28,10 +28,20 @@ type socketReader struct {
 	fn   func(fd uintptr) bool // bound once, so reading allocates nothing
 }
 
-// newTargetReader returns a socketReader for sockets the runtime polls
-// (TCP, Unix) and a heldBuffer for other connections (TLS, wrappers).
+// newTargetReader returns a socketReader for the runtime's own TCP and
+// Unix connections and a heldBuffer for anything else (TLS, and wrappers
+// from a custom Handler.Dial: one that embeds a *net.TCPConn would still
+// offer SyscallConn, and reading the socket underneath would bypass its
+// Read).
 func newTargetReader(c net.Conn, size int) targetReader {
-	if sc, ok := c.(syscall.Conn); ok {
+	var sc syscall.Conn
+	switch c := c.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	}
+	if sc != nil {
 		if rc, err := sc.SyscallConn(); err == nil {
 			s := &socketReader{conn: c, rc: rc, size: size}
 			s.fn = s.readFD
