@@ -140,7 +140,11 @@ type Handler struct {
 	// client; zero means DefaultBufferSize.
 	BufferSize int
 	// MaxMessageSize caps a client message in base64 mode (the client is
-	// closed with 1009 beyond it); zero means DefaultMaxMessageSize.
+	// closed with 1009 beyond it); zero means DefaultMaxMessageSize. Text
+	// messages are decoded and forwarded as they stream in, never held
+	// whole, so when a message breaks the cap or turns out to hold invalid
+	// base64 (1007), the payload decoded before that point has already
+	// reached the target, as with a binary message cut short.
 	MaxMessageSize int64
 
 	// Static serves requests that are not WebSocket upgrades, for example
