@@ -1,9 +1,7 @@
 package bridge_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"io"
 	"log/slog"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/wsproxy/wsproxy/internal/hixie"
 	"github.com/wsproxy/wsproxy/internal/hixie/hixietest"
 	"github.com/wsproxy/wsproxy/internal/peertest"
+	"github.com/wsproxy/wsproxy/internal/wstest"
 )
 
 // BenchmarkRelayBinary measures a 4 KiB binary round trip through the
@@ -108,7 +107,7 @@ func dialMode(b *testing.B, url, mode string) io.ReadWriter {
 		}
 		b.Cleanup(func() { c.CloseNow() })
 		c.SetReadLimit(-1)
-		return &base64Client{c: c}
+		return &wstest.Base64Conn{C: c}
 	default:
 		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"binary"}})
 		if err != nil {
@@ -117,39 +116,4 @@ func dialMode(b *testing.B, url, mode string) io.ReadWriter {
 		b.Cleanup(func() { c.CloseNow() })
 		return websocket.NetConn(ctx, c, websocket.MessageBinary)
 	}
-}
-
-// base64Client speaks the base64 subprotocol with reused buffers.
-type base64Client struct {
-	c        *websocket.Conn
-	enc, raw []byte
-	dec      []byte
-	pending  []byte
-}
-
-func (s *base64Client) Write(p []byte) (int, error) {
-	s.enc = base64.StdEncoding.AppendEncode(s.enc[:0], p)
-	return len(p), s.c.Write(context.Background(), websocket.MessageText, s.enc)
-}
-
-func (s *base64Client) Read(p []byte) (int, error) {
-	for len(s.pending) == 0 {
-		_, r, err := s.c.Reader(context.Background())
-		if err != nil {
-			return 0, err
-		}
-		buf := bytes.NewBuffer(s.raw[:0])
-		if _, err := buf.ReadFrom(r); err != nil {
-			return 0, err
-		}
-		s.raw = buf.Bytes()
-		s.dec, err = base64.StdEncoding.AppendDecode(s.dec[:0], s.raw)
-		if err != nil {
-			return 0, err
-		}
-		s.pending = s.dec
-	}
-	n := copy(p, s.pending)
-	s.pending = s.pending[n:]
-	return n, nil
 }

@@ -25,11 +25,22 @@ import (
 // Logger writes to the returned buffer when it has none.
 func serve(t *testing.T, h *bridge.Handler) (string, *logBuffer) {
 	t.Helper()
+	return serveWith(t, h, nil)
+}
+
+// serveWith is serve with a hook that may change the server (its
+// listener) before it starts.
+func serveWith(t *testing.T, h *bridge.Handler, setup func(*httptest.Server)) (string, *logBuffer) {
+	t.Helper()
 	logs := &logBuffer{}
 	if h.Logger == nil {
 		h.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	if setup != nil {
+		setup(srv)
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

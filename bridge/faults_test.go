@@ -1247,22 +1247,10 @@ func (c *countingConn) Read(p []byte) (int, error) {
 // serveOn is serve on a countingListener over 127.0.0.1:0.
 func serveOn(t *testing.T, h *bridge.Handler, l *countingListener) (string, *logBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
-	h.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := httptest.NewUnstartedServer(h)
-	l.Listener = srv.Listener
-	srv.Listener = l
-	srv.Start()
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.Shutdown(ctx)
-		if t.Failed() {
-			t.Logf("bridge log:\n%s", logs)
-		}
+	return serveWith(t, h, func(srv *httptest.Server) {
+		l.Listener = srv.Listener
+		srv.Listener = l
 	})
-	return "ws" + strings.TrimPrefix(srv.URL, "http"), logs
 }
 
 // rawWS is a hand-made RFC 6455 client on a TCP connection, for faults
