@@ -156,7 +156,8 @@ type Handler struct {
 	Logger *slog.Logger
 
 	// OpenTap, when not nil, is called once per connection after the
-	// WebSocket opened; a non-nil Tap sees the payload both ways (for
+	// WebSocket opened and before the target is dialled (so recording
+	// times count from the handshake); a non-nil Tap sees the payload both ways (for
 	// recording, see Recorder and TrafficLegend). When the Tap is also an
 	// io.Closer it is closed after the connection ends. An error is logged
 	// and the connection goes on without a tap.
@@ -353,27 +354,41 @@ func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) b
 	log := h.logger().With("id", id, "remote", r.RemoteAddr, "target", target.String(),
 		"protocol", client.protocol(), "subprotocol", client.Subprotocol())
 
+	// The tap opens first, when the WebSocket has opened (as websockify
+	// opens its recording before connecting to the target): recording
+	// timestamps count from the handshake, and a failed dial still
+	// leaves a (valid, empty) recording behind.
+	var tap Tap
+	var tapCloser interface{ Close() error }
+	if h.OpenTap != nil {
+		t, err := h.OpenTap(ConnInfo{ID: id, Remote: r.RemoteAddr, Target: target,
+			Subprotocol: client.Subprotocol(), Protocol: client.protocol(), Request: r})
+		if err != nil {
+			log.Warn("bridge: tap failed, relaying without it", "err", err)
+		} else if t != nil {
+			tap = t
+			tapCloser, _ = t.(interface{ Close() error })
+		}
+	}
+	closeTap := func() {
+		if tapCloser != nil {
+			if err := tapCloser.Close(); err != nil {
+				log.Warn("bridge: tap close failed", "err", err)
+			}
+		}
+	}
+
 	tc, err := h.dialTarget(target)
 	if err != nil {
 		h.failed.Add(1)
 		client.closeWith(websocket.StatusInternalError, "target unreachable")
 		log.Warn("bridge: target dial failed", "err", err, "close_code", int(websocket.StatusInternalError),
 			"close_reason", "target unreachable", "duration", time.Since(start))
+		closeTap()
 		return false
 	}
 
-	rl := &relay{client: client, target: tc, bufSize: h.bufferSize()}
-	var tapCloser interface{ Close() error }
-	if h.OpenTap != nil {
-		tap, err := h.OpenTap(ConnInfo{ID: id, Remote: r.RemoteAddr, Target: target,
-			Subprotocol: client.Subprotocol(), Protocol: client.protocol(), Request: r})
-		if err != nil {
-			log.Warn("bridge: tap failed, relaying without it", "err", err)
-		} else if tap != nil {
-			rl.tap = tap
-			tapCloser, _ = tap.(interface{ Close() error })
-		}
-	}
+	rl := &relay{client: client, target: tc, bufSize: h.bufferSize(), tap: tap}
 	if !h.track(id, rl) {
 		// Shutdown's deadline passed between reserve and now.
 		rl.abort(websocket.StatusGoingAway, "bridge shutting down", nil)
@@ -381,11 +396,7 @@ func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) b
 	go func() {
 		defer h.release()
 		h.relayConn(id, rl, log, start)
-		if tapCloser != nil {
-			if err := tapCloser.Close(); err != nil {
-				log.Warn("bridge: tap close failed", "err", err)
-			}
-		}
+		closeTap()
 	}()
 	return true
 }

@@ -2,9 +2,12 @@ package bridge_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/wsproxy/wsproxy/bridge"
 	"github.com/wsproxy/wsproxy/internal/peertest"
@@ -320,4 +328,47 @@ func FuzzRecording(f *testing.F) {
 		}
 		checkFrames(t, "go reader", readRecording(t, rec.Path()), []sent{{false, down}, {true, up}})
 	})
+}
+
+// TestRecordingClockStartsAtHandshake: the recording opens when the
+// WebSocket opens, before the target is dialled (as websockify's does), so
+// a slow dial shows in the first frame's time, and a dial that fails still
+// leaves a valid, empty recording.
+func TestRecordingClockStartsAtHandshake(t *testing.T) {
+	t.Parallel()
+	base := filepath.Join(t.TempDir(), "rec")
+	rec := bridge.NewRecorder(base, 0)
+	const dialDelay = 300 * time.Millisecond
+	echo := peertest.EchoServer(t)
+	h := &bridge.Handler{
+		OpenTap: rec.OpenTap,
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			time.Sleep(dialDelay)
+			if addr == "127.0.0.1:1" {
+				return nil, errors.New("refused for the test")
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, network, echo)
+		},
+	}
+	h.Resolver = bridge.FixedTarget{Address: "127.0.0.1:2"}
+	url, _ := serve(t, h)
+	c := dial(t, url, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, c.Write(ctx, websocket.MessageBinary, []byte("hi")))
+	readN(t, c, 2, false)
+	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
+	require.True(t, waitFor(func() bool { return len(readRecording(t, base+".1")) >= 2 }))
+	first := readRecording(t, base+".1")[0]
+	assert.GreaterOrEqual(t, first.Timestamp, dialDelay.Milliseconds(), "the clock started after the dial: %v", first)
+
+	h2 := &bridge.Handler{OpenTap: rec.OpenTap, Dial: h.Dial, Resolver: bridge.FixedTarget{Address: "127.0.0.1:1"}}
+	url2, logs := serve(t, h2)
+	c2 := dial(t, url2, nil)
+	_, _, err := c2.Read(ctx)
+	assert.Equal(t, websocket.StatusInternalError, websocket.CloseStatus(err))
+	logs.waitLog(t, "bridge: target dial failed")
+	require.True(t, waitFor(func() bool { _, err := os.Stat(base + ".2"); return err == nil }))
+	assert.Empty(t, readRecording(t, base+".2"), "a valid recording without frames")
 }
