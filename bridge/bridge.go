@@ -123,7 +123,10 @@ type Handler struct {
 
 	// HeartbeatInterval, when positive, pings each RFC 6455 client this
 	// often; a client that does not answer within HeartbeatTimeout is
-	// dropped (a dead peer). Zero disables pings.
+	// dropped (a dead peer). Zero disables pings. While the relay waits
+	// for a slow or stuck target to take the client's bytes, nothing
+	// reads the client, so an unanswered ping is not held against it then
+	// (IdleTimeout ends connections whose target stopped reading).
 	HeartbeatInterval time.Duration
 	// HeartbeatTimeout is how long a ping waits for its pong; zero means
 	// DefaultHeartbeatTimeout.
@@ -543,10 +546,17 @@ func (w *watchdog) heartbeat() {
 		w.mu.Lock()
 		stopped := w.stopped
 		w.mu.Unlock()
-		if !stopped && !errors.Is(err, net.ErrClosed) {
-			w.rl.abort(0, "no answer to ping", fmt.Errorf("heartbeat: dead peer: %w", err))
+		if stopped || errors.Is(err, net.ErrClosed) {
+			return
 		}
-		return
+		if !w.rl.writingTarget.Load() {
+			w.rl.abort(0, "no answer to ping", fmt.Errorf("heartbeat: dead peer: %w", err))
+			return
+		}
+		// The relay is stuck writing to a target that reads slowly or not
+		// at all, so nothing reads the client and its pong cannot be
+		// seen: that says nothing about the client. IdleTimeout is what
+		// ends a connection whose target stopped reading.
 	}
 	w.rearm(w.hb, w.h.HeartbeatInterval)
 }

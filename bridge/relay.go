@@ -102,6 +102,10 @@ type relay struct {
 
 	fromClient, toClient atomic.Int64
 	activity             atomic.Int64
+	// writingTarget is set while the client's bytes wait in a write to
+	// the target: nothing reads the client meanwhile, so its pongs go
+	// unread too (see watchdog.heartbeat).
+	writingTarget atomic.Bool
 
 	// The end of the relay: the half that finishes first decides what
 	// happens to the other (see react); run reads these once both ended.
@@ -320,7 +324,10 @@ func (r *relay) clientToTarget() halfResult {
 			if r.tap != nil {
 				r.tap.FromClient(buf[:n])
 			}
-			if _, werr := r.target.Write(buf[:n]); werr != nil {
+			r.writingTarget.Store(true)
+			_, werr := r.target.Write(buf[:n])
+			r.writingTarget.Store(false)
+			if werr != nil {
 				return halfResult{fromClient: true, err: wrap(errTargetWrite, werr)}
 			}
 			r.fromClient.Add(int64(n))
