@@ -737,10 +737,7 @@ func faultTargetStopsReading(t *testing.T) {
 	// The target goes away (with unread bytes: a reset).
 	gone := time.Now()
 	tc.Close()
-	var ce websocket.CloseError
-	require.ErrorAs(t, <-readErr, &ce)
-	assert.Equal(t, websocket.StatusInternalError, ce.Code)
-	assert.Equal(t, "target connection failed", ce.Reason)
+	requireClose(t, <-readErr, websocket.StatusInternalError, "target connection failed")
 	require.Error(t, <-writeErr)
 	waitClosed(t, h)
 	logs.waitLog(t, "bridge: connection closed")
@@ -851,10 +848,7 @@ func faultTargetVanishes(t *testing.T) {
 		got := readN(t, c, len(toClient), false)
 		require.True(t, bytes.Equal(toClient, got), "the client got %d bytes, or different ones", len(got))
 		_, _, err := c.Read(ctx)
-		var ce websocket.CloseError
-		require.ErrorAs(t, err, &ce)
-		assert.Equal(t, websocket.StatusNormalClosure, ce.Code)
-		assert.Equal(t, "target closed", ce.Reason)
+		requireClose(t, err, websocket.StatusNormalClosure, "target closed")
 		waitClosed(t, h)
 		logs.waitLog(t, "ended_by=target close_code=1000 close_reason=\"target closed\"")
 		assert.Equal(t, int64(len(toClient)), h.Stats().BytesOut)
@@ -882,10 +876,7 @@ func faultTargetVanishes(t *testing.T) {
 		for err == nil {
 			_, _, err = c.Read(ctx)
 		}
-		var ce websocket.CloseError
-		require.ErrorAs(t, err, &ce)
-		assert.Equal(t, websocket.StatusInternalError, ce.Code)
-		assert.Equal(t, "target connection failed", ce.Reason)
+		requireClose(t, err, websocket.StatusInternalError, "target connection failed")
 		waitClosed(t, h)
 		logs.waitLog(t, "bridge: connection closed")
 		assert.Contains(t, logs.String(), "level=WARN")
@@ -904,10 +895,7 @@ func faultTargetVanishes(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_, _, err = c.Read(ctx)
-		var ce websocket.CloseError
-		require.ErrorAs(t, err, &ce)
-		assert.Equal(t, websocket.StatusInternalError, ce.Code)
-		assert.Equal(t, "target unreachable", ce.Reason)
+		requireClose(t, err, websocket.StatusInternalError, "target unreachable")
 		waitClosed(t, h)
 		logs.waitLog(t, "bridge: target dial failed")
 		assert.Contains(t, logs.String(), "connection refused")
@@ -1398,4 +1386,14 @@ func (c *rawWS) readFrame() (op byte, payload []byte, err error) {
 		return 0, nil, err
 	}
 	return hdr[0] & 0x0f, payload, nil
+}
+
+// requireClose checks that err is the close frame the client got, with
+// this code and reason.
+func requireClose(t *testing.T, err error, code websocket.StatusCode, reason string) {
+	t.Helper()
+	var ce websocket.CloseError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, code, ce.Code)
+	assert.Equal(t, reason, ce.Reason)
 }
