@@ -64,6 +64,30 @@ type proxyAuth struct {
 type authCache struct {
 	mu      sync.Mutex
 	proxies map[string]*proxyAuth
+	// ncUsed is, per Digest nonce, the highest nonce count handed out or
+	// seen in a success. It outlives entries that are replaced or dropped,
+	// so that a late success with an older nonce cannot bring its count
+	// back and have a later dial send a count already sent.
+	ncUsed map[string]uint32
+}
+
+// maxTrackedNonces bounds ncUsed.
+const maxTrackedNonces = 256
+
+// noteNC records that nc was used with nonce. The caller holds c.mu.
+func (c *authCache) noteNC(nonce string, nc uint32) {
+	if c.ncUsed == nil {
+		c.ncUsed = make(map[string]uint32)
+	}
+	if _, ok := c.ncUsed[nonce]; !ok && len(c.ncUsed) >= maxTrackedNonces {
+		for k := range c.ncUsed {
+			delete(c.ncUsed, k)
+			break
+		}
+	}
+	if nc > c.ncUsed[nonce] {
+		c.ncUsed[nonce] = nc
+	}
 }
 
 // authCacheInit guards the lazy creation of each Dialer's cache.
@@ -116,7 +140,8 @@ func (c *authCache) preemptive(proxy string) *authEntry {
 		return nil
 	}
 	if e.digest != nil {
-		e.digest.nc++
+		e.digest.nc = max(e.digest.nc, c.ncUsed[e.digest.ch.nonce]) + 1
+		c.noteNC(e.digest.ch.nonce, e.digest.nc)
 	}
 	return e.clone()
 }
@@ -153,10 +178,12 @@ func (c *authCache) store(proxy string, e *authEntry) {
 		p = &proxyAuth{byRealm: make(map[string]*authEntry)}
 		c.proxies[proxy] = p
 	}
-	if old := p.byRealm[e.realm]; old != nil && old.digest != nil && e.digest != nil && old.digest.ch.nonce == e.digest.ch.nonce && old.digest.nc > e.digest.nc {
-		e.digest.nc = old.digest.nc
+	e = e.clone()
+	if d := e.digest; d != nil {
+		d.nc = max(d.nc, c.ncUsed[d.ch.nonce])
+		c.noteNC(d.ch.nonce, d.nc)
 	}
-	p.byRealm[e.realm] = e.clone()
+	p.byRealm[e.realm] = e
 	p.last = e.realm
 }
 
