@@ -64,6 +64,13 @@ func (s *socketReader) readFD(fd uintptr) bool {
 			s.release() // nothing to read: wait without a buffer
 			return false
 		}
+		if n == 0 && err == nil && peerReset(fd) {
+			// The end of the stream, but the connection was reset: the
+			// kernel reports a reset once, and a write to the target
+			// (blocked on a target that stopped reading) may have taken
+			// the report. Say it was a reset, not a clean close.
+			err = syscall.ECONNRESET
+		}
 		s.n, s.err = max(n, 0), err
 		return true
 	}
