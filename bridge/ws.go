@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -64,9 +63,6 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, connBufSize)), nil
 }
-
-// maxSeqLen is the longest sequence number prefix: 20 digits and a colon.
-const maxSeqLen = 21
 
 // The subprotocols the bridge speaks, as websockify and noVNC name them.
 const (
@@ -327,7 +323,7 @@ func (c *wsConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	// A pooled buffer: an idle connection keeps none.
-	bp := bufpool.Get(base64.StdEncoding.EncodedLen(len(p)) + maxSeqLen)
+	bp := bufpool.Get(hixie.MaxPayloadLen(len(p)))
 	out := hixie.AppendPayload((*bp)[:0], p, c.seq)
 	err := c.c.Write(context.Background(), websocket.MessageText, out)
 	bufpool.Put(bp)

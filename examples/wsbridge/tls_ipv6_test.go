@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,6 +54,24 @@ func TestTLSMinimumVersion(t *testing.T) {
 			require.Error(t, err, tls.VersionName(tc.version))
 		}
 	}
+}
+
+// TestOversizedRequestHeader: a handshake whose header passes net/http's
+// 1 MiB limit is refused with 431 before the bridge sees it.
+func TestOversizedRequestHeader(t *testing.T) {
+	t.Parallel()
+	addr, _ := startBridge(t, peertest.EchoServer(t))
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	go func() {
+		_, _ = c.Write([]byte("GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"X-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n"))
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
 }
 
 // TestIPv6: listen and target addresses in brackets.

@@ -1,7 +1,9 @@
 // Package b64 encodes and decodes standard base64 (RFC 4648 §4, with
-// padding) about twice as fast as encoding/base64 on the bridge's hot
-// paths, and with exactly its results and errors: the bridge's base64
-// subprotocol and the legacy framing spend most of their CPU here.
+// padding) faster than encoding/base64, with exactly its results and
+// errors: the bridge's base64 subprotocol and the legacy framing spend
+// most of their CPU here. On the 2-core machine of docs/benchmarks.md it
+// encodes 2.8 times and decodes 1.5 times as fast (go test -bench .
+// ./internal/b64 runs both side by side).
 //
 // The speed comes from tables that handle two characters at a time: 6
 // bytes become 8 characters with four lookups and one 64-bit store, and 8
@@ -13,6 +15,7 @@ package b64
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"slices"
 )
 
 const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -66,7 +69,7 @@ func Encode(dst, src []byte) {
 // AppendEncode appends the base64 of src to dst.
 func AppendEncode(dst, src []byte) []byte {
 	n := base64.StdEncoding.EncodedLen(len(src))
-	dst = grow(dst, n)
+	dst = slices.Grow(dst, n)
 	Encode(dst[len(dst):len(dst)+n], src)
 	return dst[:len(dst)+n]
 }
@@ -91,12 +94,4 @@ func Decode(dst, src []byte) (int, error) {
 		err = ce + base64.CorruptInputError(si)
 	}
 	return n + m, err
-}
-
-// grow returns dst with room for n more bytes.
-func grow(dst []byte, n int) []byte {
-	if cap(dst)-len(dst) >= n {
-		return dst
-	}
-	return append(dst[:cap(dst)], make([]byte, len(dst)+n-cap(dst))...)[:len(dst)]
 }

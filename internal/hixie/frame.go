@@ -25,9 +25,12 @@ const DefaultMaxFrame = 1 << 20
 // 43 KiB on the wire, well within what legacy clients accept.
 const MaxWritePayload = 32 << 10
 
-// maxFrameOverhead is what a frame adds to the base64 of its payload: the
-// 0x00 and 0xFF and the longest sequence number with its colon.
-const maxFrameOverhead = 2 + 21
+// MaxSeqLen is the longest sequence number prefix AppendPayload writes:
+// 20 digits (a uint64) and the colon.
+const MaxSeqLen = 21
+
+// MaxPayloadLen is the most AppendPayload appends for n payload bytes.
+func MaxPayloadLen(n int) int { return MaxSeqLen + base64.StdEncoding.EncodedLen(n) }
 
 // readBufSize is the Decoder's fixed read buffer.
 const readBufSize = 16 << 10
@@ -266,29 +269,24 @@ func (d *Decoder) fastPathOK(seg []byte) bool {
 		head = min(4-d.nq, len(seg))
 	}
 	tail := seg[head+(len(seg)-head)/4*4:]
-	for _, c := range seg[:head] {
+	return firstNonBase64(seg[:head]) < 0 && firstNonBase64(tail) < 0
+}
+
+// firstNonBase64 returns the index of the first byte of b outside the
+// base64 alphabet (padding included), or -1.
+func firstNonBase64(b []byte) int {
+	for i, c := range b {
 		if !isBase64[c] {
-			return false
+			return i
 		}
 	}
-	for _, c := range tail {
-		if !isBase64[c] {
-			return false
-		}
-	}
-	return true
+	return -1
 }
 
 // decodeCarefully finds the first byte of seg outside the alphabet,
 // decodes the text before it, and reports it.
 func (d *Decoder) decodeCarefully(seg []byte) error {
-	bad := -1
-	for i, c := range seg {
-		if !isBase64[c] {
-			bad = i
-			break
-		}
-	}
+	bad := firstNonBase64(seg)
 	valid := seg
 	if bad >= 0 {
 		valid = seg[:bad]
@@ -398,7 +396,7 @@ func (e *Encoder) Write(p []byte) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	// The frame buffer is pooled, so an idle connection keeps none.
-	bp := bufpool.Get(base64.StdEncoding.EncodedLen(min(len(p), MaxWritePayload)) + maxFrameOverhead)
+	bp := bufpool.Get(2 + MaxPayloadLen(min(len(p), MaxWritePayload))) // with 0x00 and 0xFF
 	defer bufpool.Put(bp)
 	written := 0
 	for {
