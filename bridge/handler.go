@@ -1,48 +1,3 @@
-// Package bridge relays WebSocket connections to TCP services, as
-// websockify does: a browser opens a WebSocket to the bridge, the bridge
-// opens a TCP connection (or a Unix socket, or TLS) to the target and
-// copies bytes both ways until one side closes.
-//
-// Handler is an http.Handler to mount on an existing server:
-//
-//	h := &bridge.Handler{Resolver: bridge.FixedTarget{Address: "127.0.0.1:5900"}}
-//	http.Handle("/websockify", h)
-//	log.Fatal(http.ListenAndServe("127.0.0.1:6080", nil))
-//
-// # Protocols
-//
-// RFC 6455 clients choose a subprotocol: "binary" (binary messages carry
-// raw bytes; also the mode when no subprotocol is offered) or "base64"
-// (text messages carry base64). When both are offered "binary" wins. A
-// client offering subprotocols but neither of these gets 400. The legacy
-// Hixie-75/76 protocol (0x00 base64 0xFF frames) is served on the same
-// Handler, detected from the request headers; it needs an
-// http.ResponseWriter that can be hijacked (HTTP/1.1). With "seq_num" in
-// the query (bare or =1), every frame or base64 message sent to the client
-// starts with a counter and a colon: "0:", "1:", ...
-//
-// # One port for everything
-//
-// Listen (or NewListener) wraps a net.Listener so one port serves TLS,
-// plain HTTP and Flash cross-domain policy requests, telling them apart by
-// their first bytes; SSLOnly refuses plain connections. Recorder writes
-// noVNC-format recordings and TrafficLegend websockify's --traffic
-// display, both through Handler.OpenTap.
-//
-// # Security
-//
-// The bridge is not an open relay: each request's target comes from a
-// TargetResolver, either fixed by the operator or looked up by token and
-// checked against an AllowList. By default only same-origin browser pages
-// may connect (Origin's host equal to the request's Host, or no Origin
-// header at all, as from non-browser clients); see Handler.AllowedOrigins.
-// BasicAuth and ClientCertCNs restrict who connects.
-//
-// # Lifecycle
-//
-// Each connection logs one line when it ends (see Handler.Logger) and is
-// counted in Stats. Shutdown refuses new connections and waits for open
-// ones, then closes the rest with 1001.
 package bridge
 
 import (
@@ -53,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -190,35 +144,6 @@ type ConnInfo struct {
 	Request     *http.Request // the opening handshake; do not keep it
 }
 
-// Stats is a snapshot of a Handler's counters.
-type Stats struct {
-	Open     int64  // connections being served now (handshake, dial or relay)
-	Total    uint64 // connections accepted (WebSocket opened) since start
-	Refused  uint64 // requests refused before the handshake (auth, origin, limits, unknown targets)
-	Failed   uint64 // connections whose target could not be dialed
-	BytesIn  int64  // payload bytes from clients to targets, open connections included
-	BytesOut int64  // payload bytes from targets to clients, open connections included
-}
-
-// Stats returns the current counters.
-func (h *Handler) Stats() Stats {
-	s := Stats{
-		Open:     h.open.Load(),
-		Total:    h.total.Load(),
-		Refused:  h.refused.Load(),
-		Failed:   h.failed.Load(),
-		BytesIn:  h.bytesIn.Load(),
-		BytesOut: h.bytesOut.Load(),
-	}
-	h.mu.Lock()
-	for _, r := range h.conns {
-		s.BytesIn += r.fromClient.Load()
-		s.BytesOut += r.toClient.Load()
-	}
-	h.mu.Unlock()
-	return s
-}
-
 func (h *Handler) logger() *slog.Logger {
 	if h.Logger != nil {
 		return h.Logger
@@ -319,31 +244,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	served = h.serveConn(r, client, target)
 }
 
-// reserve takes a connection slot unless the limit is reached or the
-// Handler is shutting down.
-func (h *Handler) reserve() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.shutdown {
-		return false
-	}
-	max := h.MaxConns
-	if max == 0 {
-		max = DefaultMaxConns
-	}
-	if max > 0 && h.open.Load() >= int64(max) {
-		return false
-	}
-	h.open.Add(1)
-	h.connsDone.Add(1)
-	return true
-}
-
-func (h *Handler) release() {
-	h.open.Add(-1)
-	h.connsDone.Done()
-}
-
 // serveConn dials the target and starts the relay. The connection is
 // hijacked by now, so the relay runs on goroutines of its own and
 // ServeHTTP returns: net/http's goroutine (with its deep stack) ends and
@@ -427,24 +327,6 @@ func (h *Handler) relayConn(id uint64, rl *relay, log *slog.Logger, start time.T
 	log.Log(context.Background(), level, "bridge: connection closed", attrs...)
 }
 
-func (h *Handler) track(id uint64, rl *relay) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.conns == nil {
-		h.conns = make(map[uint64]*relay)
-	}
-	h.conns[id] = rl
-	return !h.forced
-}
-
-func (h *Handler) untrack(id uint64, rl *relay) {
-	h.mu.Lock()
-	delete(h.conns, id)
-	h.mu.Unlock()
-	h.bytesIn.Add(rl.fromClient.Load())
-	h.bytesOut.Add(rl.toClient.Load())
-}
-
 // dialTarget connects to t, with TLS when TargetTLS is set, within
 // DialTimeout.
 func (h *Handler) dialTarget(t Target) (net.Conn, error) {
@@ -482,156 +364,4 @@ func (h *Handler) dialTarget(t Target) (net.Conn, error) {
 		return nil, fmt.Errorf("tls to target: %w", err)
 	}
 	return tc, nil
-}
-
-// watchdog runs the heartbeat and the idle timeout of one connection on
-// timers, so an idle connection costs no goroutine for them: a ping runs
-// on its timer's goroutine while it waits for the pong.
-type watchdog struct {
-	h        *Handler
-	rl       *relay
-	pinger   pinger
-	hb, idle *time.Timer
-
-	mu       sync.Mutex
-	stopped  bool
-	inflight sync.WaitGroup // callbacks running; stop waits for them
-}
-
-// watch starts the heartbeat and idle timers that h's settings ask for.
-func (h *Handler) watch(rl *relay) *watchdog {
-	w := &watchdog{h: h, rl: rl}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if p, ok := rl.client.(pinger); ok && h.HeartbeatInterval > 0 {
-		w.pinger = p
-		w.hb = time.AfterFunc(h.HeartbeatInterval, w.heartbeat)
-	}
-	if h.IdleTimeout > 0 {
-		w.idle = time.AfterFunc(h.IdleTimeout, w.checkIdle)
-	}
-	return w
-}
-
-// enter marks a callback as running, unless the watch has stopped.
-func (w *watchdog) enter() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.stopped {
-		return false
-	}
-	w.inflight.Add(1)
-	return true
-}
-
-// rearm resets t unless the watch has stopped.
-func (w *watchdog) rearm(t *time.Timer, d time.Duration) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.stopped {
-		t.Reset(d)
-	}
-}
-
-func (w *watchdog) heartbeat() {
-	if !w.enter() {
-		return
-	}
-	defer w.inflight.Done()
-	timeout := w.h.HeartbeatTimeout
-	if timeout <= 0 {
-		timeout = DefaultHeartbeatTimeout
-	}
-	if err := w.pinger.ping(timeout); err != nil {
-		w.mu.Lock()
-		stopped := w.stopped
-		w.mu.Unlock()
-		if stopped || errors.Is(err, net.ErrClosed) {
-			return
-		}
-		if !w.rl.writingTarget.Load() {
-			w.rl.abort(0, "no answer to ping", fmt.Errorf("heartbeat: dead peer: %w", err))
-			return
-		}
-		// The relay is stuck writing to a target that reads slowly or not
-		// at all, so nothing reads the client and its pong cannot be
-		// seen: that says nothing about the client. IdleTimeout is what
-		// ends a connection whose target stopped reading.
-	}
-	w.rearm(w.hb, w.h.HeartbeatInterval)
-}
-
-// checkIdle aborts the relay when it has been idle for IdleTimeout;
-// otherwise it rearms the timer for the rest of the period.
-func (w *watchdog) checkIdle() {
-	if !w.enter() {
-		return
-	}
-	defer w.inflight.Done()
-	idle := time.Since(w.rl.lastActivity())
-	if idle >= w.h.IdleTimeout {
-		w.rl.abort(websocket.StatusGoingAway, "idle timeout", nil)
-		return
-	}
-	w.rearm(w.idle, w.h.IdleTimeout-idle)
-}
-
-// stop ends the watch and waits for a callback in progress (a ping
-// returns at once once the connection is closed).
-func (w *watchdog) stop() {
-	w.mu.Lock()
-	w.stopped = true
-	if w.hb != nil {
-		w.hb.Stop()
-	}
-	if w.idle != nil {
-		w.idle.Stop()
-	}
-	w.mu.Unlock()
-	w.inflight.Wait()
-}
-
-// Shutdown stops accepting connections (new requests get 503) and waits
-// for open ones to end by themselves. When ctx ends first, it closes the
-// remaining connections with 1001 "bridge shutting down", waits for their
-// relays to finish, and returns ctx's error. Call it after
-// http.Server.Shutdown, which does not wait for WebSocket (hijacked)
-// connections. Shutdown is final: a Handler does not accept connections
-// again.
-func (h *Handler) Shutdown(ctx context.Context) error {
-	h.mu.Lock()
-	h.shutdown = true
-	h.mu.Unlock()
-
-	done := make(chan struct{})
-	go func() {
-		h.connsDone.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	h.mu.Lock()
-	h.forced = true // connections tracked from now on abort themselves
-	conns := make([]*relay, 0, len(h.conns))
-	for _, rl := range h.conns {
-		conns = append(conns, rl)
-	}
-	h.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, rl := range conns {
-		wg.Go(func() { rl.abort(websocket.StatusGoingAway, "bridge shutting down", nil) })
-	}
-	wg.Wait()
-	<-done
-	return ctx.Err()
-}
-
-// String returns a short description for logs.
-func (s Stats) String() string {
-	return "open=" + strconv.FormatInt(s.Open, 10) + " total=" + strconv.FormatUint(s.Total, 10) +
-		" refused=" + strconv.FormatUint(s.Refused, 10) + " failed=" + strconv.FormatUint(s.Failed, 10) +
-		" in=" + strconv.FormatInt(s.BytesIn, 10) + " out=" + strconv.FormatInt(s.BytesOut, 10)
 }
