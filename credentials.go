@@ -229,14 +229,6 @@ func (d *Dialer) netrcPath() string {
 	return p
 }
 
-// env reads the environment, or the test environment.
-func (d *Dialer) env(key string) string {
-	if d.getenv != nil {
-		return d.getenv(key)
-	}
-	return os.Getenv(key)
-}
-
 // netrcCredentials reads the netrc file at path and returns the login and
 // password for host. A missing file means no credentials, not an error.
 func netrcCredentials(path, host string) (*Credentials, error) {

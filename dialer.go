@@ -13,13 +13,17 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wsproxy/wsproxy/internal/proxyurl"
 )
 
 // A Dialer opens WebSocket connections, and raw TCP tunnels, through the
 // HTTP proxy that the settings in force choose for each target. The zero
-// Dialer is ready to use: it finds the proxy in the environment (see
-// ProxyFromEnvironment), answers Digest, NTLM and Basic challenges with the
-// credentials in the proxy URL, and uses the defaults named on each field.
+// Dialer is ready to use: it finds the proxy in the order ProxyForURL
+// documents (the environment, then the operating system's settings with
+// PAC and WPAD), answers proxy challenges with the credentials the
+// Credentials field's order finds, and uses the defaults named on each
+// field.
 //
 // A Dialer is safe for concurrent use. Do not change its fields while dials
 // are under way.
@@ -27,10 +31,8 @@ type Dialer struct {
 	// Proxy chooses the proxy for a request; it has the signature of
 	// http.Transport.Proxy, so http.ProxyURL and http.ProxyFromEnvironment
 	// plug in. The request's URL has the scheme mapped: ws to http, wss to
-	// https. Return nil for a direct connection. When Proxy is nil the
-	// environment decides, then the operating system's settings (with PAC
-	// and WPAD), then a direct connection; see ProxyForURL, which also
-	// shows the decision.
+	// https. Return nil for a direct connection. When Proxy is nil, the
+	// other sources decide in the order ProxyForURL documents.
 	//
 	// Supported proxy URL schemes: http (CONNECT over TCP; the default when
 	// the URL has none, default port 80), https (CONNECT inside TLS to the
@@ -102,11 +104,9 @@ type Dialer struct {
 	// chosen for each challenge. Lines carry no trailing newline.
 	Logf func(format string, args ...any)
 
-	// getenv replaces os.Getenv in tests; ignoreOS skips the OS look-up;
-	// hooks replace the OS settings, DNS and clock in tests.
-	getenv   func(string) string
-	ignoreOS bool
-	hooks    *sysHooks
+	// hooks replace the environment, the OS settings, DNS and the clock
+	// in tests; nil in normal use.
+	hooks *testHooks
 
 	// auth caches what worked at each proxy (credentials.go).
 	auth *authCache
@@ -290,7 +290,7 @@ func (d *Dialer) dialTunnel(ctx context.Context, u *url.URL, target string) (net
 		if i == len(dec.Proxies)-1 || !canFailOver(ctx, err) {
 			break
 		}
-		d.logf("%s cannot be reached (%v): trying the next one", redact(proxy), err)
+		d.logf("%s cannot be reached (%v): trying the next one", proxyurl.Redact(proxy), err)
 	}
 	if len(errs) == 1 {
 		return nil, errs[0]
@@ -314,7 +314,7 @@ func (d *Dialer) dialVia(ctx context.Context, proxy *url.URL, target string) (ne
 	case "socks5", "socks5h":
 		return d.dialSOCKS(ctx, proxy, target)
 	default:
-		return nil, fmt.Errorf("wsproxy: proxy %s: unsupported proxy scheme %q", redact(proxy), proxy.Scheme)
+		return nil, fmt.Errorf("wsproxy: proxy %s: unsupported proxy scheme %q", proxyurl.Redact(proxy), proxy.Scheme)
 	}
 }
 
@@ -398,4 +398,94 @@ func (d *Dialer) logf(format string, args ...any) {
 	if d.Logf != nil {
 		d.Logf(format, args...)
 	}
+}
+
+// coalesceConn makes the last flight of a TLS handshake leave in one
+// segment with the first write after it (the HTTP upgrade request).
+// Without it they leave as two small segments, and a proxy that relays
+// them with Nagle's algorithm on (tinyproxy does) holds the second until
+// the target's delayed ACK, about 40 ms later on Linux; sent together
+// they cross the proxy together.
+//
+// During the handshake (one goroutine writes, then reads), writes are held
+// and each Read sends them first. After handshakeDone, what is held waits
+// for the next write and leaves with it, or leaves alone after
+// coalesceWait if no write comes; from then on writes pass through.
+type coalesceConn struct {
+	net.Conn
+	mu      sync.Mutex
+	held    []byte
+	passing bool        // writes go straight through
+	after   bool        // the handshake is done: a write or the timer sends held
+	timer   *time.Timer // sends held if no write comes after the handshake
+}
+
+// coalesceWait bounds how long the handshake's last flight may wait for
+// the request to join it.
+const coalesceWait = 5 * time.Millisecond
+
+func (c *coalesceConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.passing {
+		return c.Conn.Write(p)
+	}
+	if c.after {
+		c.passing = true
+		c.timer.Stop()
+		held := append(c.held, p...)
+		c.held = nil
+		if _, err := c.Conn.Write(held); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	c.held = append(c.held, p...)
+	return len(p), nil
+}
+
+func (c *coalesceConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	var err error
+	if !c.after {
+		err = c.flushLocked()
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *coalesceConn) flushLocked() error {
+	if len(c.held) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.held)
+	c.held = nil
+	return err
+}
+
+// handshakeDone lets the held flight wait for the next write.
+func (c *coalesceConn) handshakeDone() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.passing || len(c.held) == 0 {
+		c.passing = true
+		return
+	}
+	c.after = true
+	c.timer = time.AfterFunc(coalesceWait, func() { _ = c.stop() })
+}
+
+// stop sends anything held and passes writes through from now on. A write
+// error here shows again on the connection's next write.
+func (c *coalesceConn) stop() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.passing = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	return c.flushLocked()
 }

@@ -6,8 +6,9 @@
 //	conn, resp, err := wsproxy.Dial(ctx, "wss://sync.example.com:4984/db/_blipsync", nil)
 //
 // and gets a *websocket.Conn from github.com/coder/websocket, as if it had a
-// direct route. The Dialer chooses the proxy (Dialer.Proxy, else the
-// environment, else the operating system's settings), opens an HTTP CONNECT
+// direct route. The Dialer chooses the proxy (in the order documented once,
+// on ProxyForURL: Dialer.Proxy, the environment, the operating system's
+// settings with PAC and WPAD, direct), opens an HTTP CONNECT
 // tunnel for ws:// and wss:// alike, answers 407 challenges, runs TLS inside
 // the tunnel for wss://, and then the WebSocket handshake.
 //

@@ -9,28 +9,377 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
+	"weak"
 
 	"golang.org/x/net/http/httpproxy"
+
+	"github.com/wsproxy/wsproxy/internal/pac"
+	"github.com/wsproxy/wsproxy/internal/proxyurl"
+	"github.com/wsproxy/wsproxy/internal/sysproxy"
 )
 
-// Which proxy serves which URL.
+// Source says which settings decided the proxy for a URL.
+type Source string
+
+// The sources of a Decision, in the order they are consulted.
+const (
+	SourceDialer      Source = "Dialer.Proxy" // the Dialer's own Proxy function
+	SourceEnvironment Source = "environment"  // ws_proxy, https_proxy, ALL_PROXY, NO_PROXY...
+	SourceGNOME       Source = "GNOME"        // org.gnome.system.proxy, read with gsettings
+	SourceKDE         Source = "KDE"          // kioslaverc's [Proxy Settings]
+	SourceMacOS       Source = "macOS"        // scutil --proxy
+	SourceWindows     Source = "Windows"      // the user's Internet Settings in the registry
+	SourceNone        Source = "none"         // nothing configured: direct
+)
+
+// A Decision says how a Dialer reaches a URL: the proxies to try in order,
+// and where that choice came from. It is what (*Dialer).ProxyForURL and
+// "wsdial -show-proxy" report.
+type Decision struct {
+	// Target is the URL decided for, without credentials.
+	Target string
+
+	// Proxies are tried in order, each one when the one before could not
+	// be reached (refused, unreachable, timed out, TLS to the proxy
+	// failed); a proxy that answers, even with an error status, ends the
+	// list. A nil entry means a direct connection. Never empty: a direct
+	// decision is []*url.URL{nil}. Proxy URLs may carry credentials:
+	// print them with Redacted, as String does.
+	Proxies []*url.URL
+
+	// Source is the settings that decided.
+	Source Source
+
+	// PAC is the URL of the PAC script that decided, "" when none did.
+	// With automatic detection it is the WPAD URL that answered.
+	PAC string
+
+	// Reason explains the decision in one line: the variable, setting or
+	// exception that applied, the PAC script's answer, or why a PAC script
+	// or OS look-up failed and what was used instead.
+	Reason string
+}
+
+// Direct reports whether the decision is a direct connection only.
+func (d Decision) Direct() bool {
+	return len(d.Proxies) == 0 || (len(d.Proxies) == 1 && d.Proxies[0] == nil)
+}
+
+// String formats the decision on one line, passwords redacted:
+// "PROXY 10.0.0.1:3128; DIRECT (from GNOME, PAC http://wpad/wpad.dat: ...)".
+func (d Decision) String() string {
+	var b strings.Builder
+	b.WriteString(proxyList(d.Proxies))
+	fmt.Fprintf(&b, " (from %s", d.Source)
+	if d.PAC != "" {
+		fmt.Fprintf(&b, ", PAC %s", d.PAC)
+	}
+	if d.Reason != "" {
+		fmt.Fprintf(&b, ": %s", d.Reason)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// proxyList formats proxies as a PAC-style list with passwords redacted.
+func proxyList(ps []*url.URL) string {
+	if len(ps) == 0 {
+		return "DIRECT"
+	}
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = "DIRECT"
+		if p != nil {
+			parts[i] = p.Redacted()
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// ProxyForURL tells how DefaultDialer would reach u: see
+// (*Dialer).ProxyForURL.
+func ProxyForURL(ctx context.Context, u *url.URL) (Decision, error) {
+	return DefaultDialer.ProxyForURL(ctx, u)
+}
+
+// ProxyForURL tells how d would reach u (ws, wss, http or https): the
+// proxies in the order a dial tries them and the settings that chose them.
+// The order of resolution:
 //
-// The Dialer decides per dial, in this order:
+//  1. d.Proxy, when set, alone decides.
+//  2. The environment (see ProxyFromEnvironment), when a variable applies
+//     to u's scheme, even if NO_PROXY then sends u direct.
+//  3. The operating system's settings: GNOME (gsettings) or KDE
+//     (kioslaverc) on Linux, as XDG_CURRENT_DESKTOP names the desktop;
+//     scutil --proxy on macOS; the user's Internet Settings on Windows.
+//     Within them, automatic detection (WPAD) first, then a PAC script's
+//     URL, then manual proxies with their exceptions, each step falling
+//     through to the next when it gives no answer. As in browsers,
+//     loopback targets (localhost, 127.0.0.0/8, ::1) skip this step.
+//  4. Direct.
 //
-//  1. Dialer.Proxy, when set, alone decides (return nil for a direct
-//     connection).
-//  2. The environment: ws_proxy / wss_proxy (curl's names), then
-//     http_proxy / https_proxy, then all_proxy, each in lower then upper
-//     case, with no_proxy / NO_PROXY honoured. See ProxyFromEnvironment.
-//  3. The operating system's settings (GNOME or KDE on Linux, scutil on
-//     macOS, the registry on Windows): automatic detection (WPAD), then a
-//     PAC script, then manual proxies with their exceptions. See
-//     ProxyForURL.
-//  4. A direct connection.
+// OS settings are read under a 3 s timeout and cached for 30 s; after a
+// failed read the last good answer is used and reading backs off (1 s
+// doubling to 1 min). PAC scripts are fetched directly (never through a
+// proxy) over http, https or file, up to 1 MiB within 10 s, and cached for
+// 5 minutes (a failed fetch for 1 minute); each evaluation of
+// FindProxyForURL has a 3 s limit. A PAC script that cannot be fetched,
+// compiled or evaluated does not fail the decision: the next step applies
+// (manual proxies, else direct) and Reason says why. InvalidateCache forgets
+// all of it.
 //
-// decide (decision.go) implements it; the per-OS files set sysLookup.
+// The error is non-nil only when no decision can be made: d.Proxy returned
+// an error, an environment variable holds an invalid URL, or the context
+// ended.
+func (d *Dialer) ProxyForURL(ctx context.Context, u *url.URL) (Decision, error) {
+	if u == nil {
+		return Decision{}, errors.New("wsproxy: nil URL")
+	}
+	return d.decide(ctx, u)
+}
+
+// InvalidateCache forgets the cached OS proxy settings, PAC scripts and
+// WPAD results, and any backoff after failures, so that the next dial reads
+// them again. Call it when the network changes.
+func InvalidateCache() {
+	sysproxy.Invalidate()
+	pac.Invalidate()
+}
+
+// testHooks replace what a Dialer asks the machine, for tests only (see
+// export_test.go); a nil field asks the machine.
+type testHooks struct {
+	getenv        func(string) string                                   // the environment
+	settings      func(ctx context.Context) (*sysproxy.Settings, error) // the OS proxy settings
+	lookupIP      func(ctx context.Context, host string) ([]net.IP, error)
+	myIPs         func() []net.IP
+	now           func() time.Time
+	searchDomains func() []string
+	pacLimit      time.Duration
+	proxyLoopback bool // let OS settings proxy loopback targets
+}
+
+// env reads the environment (the test environment in tests). It is the
+// Dialer's one way to read it.
+func (d *Dialer) env(key string) string {
+	if d.hooks != nil && d.hooks.getenv != nil {
+		return d.hooks.getenv(key)
+	}
+	return os.Getenv(key)
+}
+
+// decide implements ProxyForURL.
+func (d *Dialer) decide(ctx context.Context, u *url.URL) (Decision, error) {
+	dec := Decision{Target: redactUser(u)}
+	hu := proxyurl.HTTPScheme(u)
+	if d.Proxy != nil {
+		req := (&http.Request{Method: http.MethodGet, URL: hu, Host: hu.Host, Header: http.Header{}}).WithContext(ctx)
+		p, err := d.Proxy(req)
+		if err != nil {
+			return dec, err
+		}
+		dec.Source, dec.Proxies = SourceDialer, []*url.URL{withScheme(p)}
+		dec.Reason = "the Dialer's Proxy function chose it"
+		return dec, nil
+	}
+	p, from, configured, err := envProxy(d.env, u)
+	if configured {
+		dec.Source = SourceEnvironment
+		if err != nil {
+			return dec, err
+		}
+		dec.Proxies = []*url.URL{withScheme(p)}
+		if p != nil {
+			dec.Reason = from + " is set"
+		} else {
+			dec.Reason = from + " is set, but NO_PROXY (or a loopback target) sends this URL direct"
+		}
+		return dec, nil
+	}
+	if isLoopback(u.Hostname()) && (d.hooks == nil || !d.hooks.proxyLoopback) {
+		dec.Source, dec.Proxies = SourceNone, []*url.URL{nil}
+		dec.Reason = "loopback targets go direct unless Dialer.Proxy or the environment says otherwise"
+		return dec, nil
+	}
+	s, err := d.systemSettings(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return dec, ctx.Err()
+	case err != nil:
+		dec.Source, dec.Proxies = SourceNone, []*url.URL{nil}
+		dec.Reason = fmt.Sprintf("reading the OS proxy settings failed (%v): direct", err)
+		return dec, nil
+	case s != nil:
+		d.decideSystem(ctx, s, u, &dec)
+		return dec, ctx.Err()
+	}
+	dec.Source, dec.Proxies = SourceNone, []*url.URL{nil}
+	dec.Reason = "no proxy configured"
+	return dec, nil
+}
+
+// systemSettings reads the OS proxy settings through sysproxy's cache.
+func (d *Dialer) systemSettings(ctx context.Context) (*sysproxy.Settings, error) {
+	if d.hooks != nil && d.hooks.settings != nil {
+		return d.hooks.settings(ctx)
+	}
+	return sysproxy.Get(ctx)
+}
+
+// decideSystem applies OS settings: WPAD, then the PAC URL, then manual.
+func (d *Dialer) decideSystem(ctx context.Context, s *sysproxy.Settings, u *url.URL, dec *Decision) {
+	dec.Source = Source(s.Source)
+	var notes []string
+	if s.AutoDetect {
+		script, pacURL, err := d.pacFetcher().WPAD(ctx, d.searchDomains())
+		if err == nil {
+			if d.decidePAC(ctx, script, pacURL, u, dec) {
+				return
+			}
+			notes = append(notes, dec.Reason)
+		} else {
+			notes = append(notes, "automatic detection: "+err.Error())
+		}
+	}
+	if s.PACURL != "" {
+		script, err := d.pacFetcher().Script(ctx, s.PACURL)
+		if err == nil {
+			if d.decidePAC(ctx, script, s.PACURL, u, dec) {
+				if len(notes) > 0 {
+					dec.Reason += " (" + strings.Join(notes, "; ") + ")"
+				}
+				return
+			}
+			notes = append(notes, dec.Reason)
+		} else {
+			notes = append(notes, fmt.Sprintf("PAC %s: %v", proxyurl.RedactString(s.PACURL), err))
+		}
+	}
+	dec.PAC = ""
+	if s.HasManual() {
+		p, why := s.ManualProxy(u)
+		dec.Proxies = []*url.URL{p}
+		dec.Reason = "manual settings: " + why
+	} else {
+		dec.Proxies = []*url.URL{nil}
+		dec.Reason = "no proxy set"
+		if !s.AutoDetect && s.PACURL == "" {
+			dec.Reason = "proxy mode is none"
+		}
+	}
+	if s.From != "" {
+		dec.Reason += " [" + s.From + "]"
+	}
+	if len(notes) > 0 {
+		dec.Reason += " (" + strings.Join(notes, "; ") + ")"
+	}
+}
+
+// pacFetcher fetches PAC scripts as d's dials would: with d's NetDial,
+// UserAgent and header cap. A Dialer with its own NetDial has its own
+// cache entries (weakly keyed, so a Dialer that is collected never meets
+// its successor's); the others share the process's.
+func (d *Dialer) pacFetcher() pac.Fetcher {
+	f := pac.Fetcher{Dial: d.netDial, UserAgent: d.userAgent(), MaxHeaderBytes: d.maxHeader()}
+	if d.NetDial != nil {
+		f.Scope = weak.Make(d)
+	}
+	return f
+}
+
+// pacEnv returns what the PAC helpers of d's dials ask the machine.
+func (d *Dialer) pacEnv() pac.Env {
+	e := pac.DefaultEnv()
+	if h := d.hooks; h != nil {
+		if h.lookupIP != nil {
+			e.LookupIP = h.lookupIP
+		}
+		if h.myIPs != nil {
+			e.MyIPs = h.myIPs
+		}
+		if h.now != nil {
+			e.Now = h.now
+		}
+		if h.pacLimit > 0 {
+			e.Limit = h.pacLimit
+		}
+	}
+	return e
+}
+
+// searchDomains returns the DNS domains WPAD searches.
+func (d *Dialer) searchDomains() []string {
+	if d.hooks != nil && d.hooks.searchDomains != nil {
+		return d.hooks.searchDomains()
+	}
+	return sysproxy.SearchDomains()
+}
+
+// decidePAC evaluates script for u and fills dec; false (with dec.Reason
+// saying why) when the script gave no usable answer.
+func (d *Dialer) decidePAC(ctx context.Context, script *pac.Script, pacURL string, u *url.URL, dec *Decision) bool {
+	res, err := script.FindProxy(ctx, d.pacEnv(), u)
+	if err != nil {
+		dec.Reason = fmt.Sprintf("PAC %s: %v", proxyurl.RedactString(pacURL), err)
+		return false
+	}
+	proxies, skipped := pac.ParseResult(res)
+	if len(proxies) == 0 {
+		dec.Reason = fmt.Sprintf("PAC %s returned %q: no usable entry", proxyurl.RedactString(pacURL), res)
+		return false
+	}
+	dec.Proxies, dec.PAC = proxies, proxyurl.RedactString(pacURL)
+	dec.Reason = fmt.Sprintf("FindProxyForURL returned %q", res)
+	if len(skipped) > 0 {
+		dec.Reason += fmt.Sprintf(", unsupported entries skipped: %s", strings.Join(skipped, ", "))
+	}
+	return true
+}
+
+// isLoopback reports whether host is localhost (or a name under
+// .localhost) or a loopback address.
+func isLoopback(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// withScheme copies p with http as the scheme when it has none.
+func withScheme(p *url.URL) *url.URL {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	if c.Scheme == "" {
+		c.Scheme = "http"
+	}
+	return &c
+}
+
+// redactUser prints u without its userinfo.
+func redactUser(u *url.URL) string {
+	c := *u
+	c.User = nil
+	return c.String()
+}
+
+// canFailOver reports whether a dial error means the proxy could not be
+// reached, so the next candidate may be tried: no answer came from it (no
+// HTTP status) and the caller's context is still alive.
+func canFailOver(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var pe *ProxyError
+	if errors.As(err, &pe) {
+		return pe.StatusCode == 0 && !errors.Is(pe.Err, errSOCKSAnswered)
+	}
+	return true
+}
 
 // ProxyFromEnvironment returns the proxy for req's URL from the
 // environment, or nil for a direct connection. It has the signature of
@@ -114,345 +463,4 @@ func checkProxyValue(v string) error {
 		return errors.New("no host")
 	}
 	return nil
-}
-
-// httpSchemeURL maps ws to http and wss to https, the only schemes proxy
-// functions written for net/http understand.
-func httpSchemeURL(u *url.URL) *url.URL {
-	m := *u
-	switch u.Scheme {
-	case "ws":
-		m.Scheme = "http"
-	case "wss":
-		m.Scheme = "https"
-	}
-	return &m
-}
-
-// redact formats a proxy URL for messages with its password hidden.
-func redact(u *url.URL) string {
-	if u == nil {
-		return "direct"
-	}
-	return u.Redacted()
-}
-
-// Operating-system settings, in a form every platform's parser produces.
-// The per-OS files set sysLookup in init (tailscale's pattern): the portable
-// core below caches its answers, bounds each look-up by a timeout and backs
-// off after failures.
-
-// systemSettings is one snapshot of the OS's proxy configuration. The
-// fields are exported only so that tests can fill them through
-// export_test.go; the type is not part of the API.
-type systemSettings struct {
-	Source Source // where it was read: SourceGNOME, SourceKDE...
-	From   string // the tool or file, for the diagnostic ("gsettings", "~/.config/kioslaverc")
-
-	AutoDetect bool   // look for a PAC script by WPAD first
-	PACURL     string // then use this PAC script
-
-	// Manual proxies, used when neither of the above gave an answer. For
-	// ws:// and http:// targets HTTP serves, else SOCKS; for wss:// and
-	// https:// HTTPS serves, else SOCKS. Each parser applies its OS's rule
-	// for a missing HTTPS proxy (GNOME and Windows' single form reuse the
-	// HTTP one) before this.
-	HTTP, HTTPS, SOCKS *url.URL
-
-	// Bypass lists hosts that go direct (see bypassMatch for the forms).
-	// BypassSimple sends plain host names (no dot) direct: Windows'
-	// "<local>", macOS's ExcludeSimpleHostnames. Reversed (KDE's
-	// ReversedException) turns Bypass into the list of the only hosts that
-	// use the proxy.
-	Bypass       []string
-	BypassSimple bool
-	Reversed     bool
-}
-
-// sysLookup reads the machine's proxy settings. Per-OS files set it in
-// init; nil means the platform has none. getenv is the environment (the
-// desktop in use, KDE's variable names). A nil result with a nil error
-// means no settings apply.
-var sysLookup func(ctx context.Context, getenv func(string) string) (*systemSettings, error)
-
-// Timing of OS look-ups.
-const (
-	// sysLookupTimeout bounds one look-up (a gsettings or scutil run, a
-	// registry read).
-	sysLookupTimeout = 3 * time.Second
-	// sysCacheTTL is how long a good answer is used before asking again.
-	sysCacheTTL = 30 * time.Second
-	// sysMaxBackoff caps the wait after repeated failures, during which
-	// the last good answer (or none) is used without asking.
-	sysMaxBackoff = time.Minute
-)
-
-// sysCache caches the OS settings: the last good answer for sysCacheTTL,
-// and after a failure that answer (or none) until a backoff that doubles
-// with each failure (1 s, 2 s... up to sysMaxBackoff) has passed. One
-// look-up runs at a time; concurrent callers wait for it or their context.
-type sysCache struct {
-	lookup func(ctx context.Context) (*systemSettings, error)
-	now    func() time.Time
-
-	mu       sync.Mutex
-	good     *systemSettings
-	haveGood bool
-	goodAt   time.Time
-	lastErr  error
-	failures int
-	retryAt  time.Time
-	inflight chan struct{}
-}
-
-// get returns the settings (nil when none apply), and an error only when
-// there is no good answer to fall back on.
-func (c *sysCache) get(ctx context.Context) (*systemSettings, error) {
-	for {
-		c.mu.Lock()
-		now := c.now()
-		if c.haveGood && now.Sub(c.goodAt) < sysCacheTTL {
-			s := c.good
-			c.mu.Unlock()
-			return s, nil
-		}
-		if now.Before(c.retryAt) { // backing off
-			s, have, err := c.good, c.haveGood, c.lastErr
-			c.mu.Unlock()
-			if have {
-				return s, nil
-			}
-			return nil, fmt.Errorf("%w (not retried for %v)", err, c.retryAt.Sub(now).Round(time.Second))
-		}
-		if wait := c.inflight; wait != nil {
-			c.mu.Unlock()
-			select {
-			case <-wait:
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		done := make(chan struct{})
-		c.inflight = done
-		c.mu.Unlock()
-
-		lctx, cancel := context.WithTimeout(ctx, sysLookupTimeout)
-		s, err := c.lookup(lctx)
-		cancel()
-
-		c.mu.Lock()
-		c.inflight = nil
-		close(done)
-		switch {
-		case err == nil:
-			c.good, c.haveGood, c.goodAt = s, true, c.now()
-			c.failures, c.retryAt, c.lastErr = 0, time.Time{}, nil
-		case ctx.Err() != nil:
-			// The caller gave up: not the OS's failure.
-		default:
-			c.failures++
-			backoff := min(time.Second<<min(c.failures-1, 10), sysMaxBackoff)
-			c.retryAt, c.lastErr = c.now().Add(backoff), err
-		}
-		good, have := c.good, c.haveGood
-		c.mu.Unlock()
-		if err != nil && have {
-			return good, nil // the last good answer
-		}
-		return s, err
-	}
-}
-
-// invalidate forgets the cached answer and any backoff.
-func (c *sysCache) invalidate() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.good, c.haveGood, c.goodAt = nil, false, time.Time{}
-	c.failures, c.retryAt, c.lastErr = 0, time.Time{}, nil
-}
-
-// systemCache holds the process's OS settings, read with the process
-// environment.
-var systemCache = &sysCache{
-	now: time.Now,
-	lookup: func(ctx context.Context) (*systemSettings, error) {
-		if sysLookup == nil {
-			return nil, nil
-		}
-		return sysLookup(ctx, os.Getenv)
-	},
-}
-
-// proxyForManual picks the manual proxy of s for u (ws, wss, http or
-// https), nil for direct, with the reason.
-func (s *systemSettings) proxyForManual(u *url.URL) (*url.URL, string) {
-	host := u.Hostname()
-	matched := ""
-	if s.BypassSimple && isPlainHost(host) {
-		matched = "plain host names"
-	} else {
-		for _, pat := range s.Bypass {
-			if bypassMatch(pat, host, u.Port()) {
-				matched = pat
-				break
-			}
-		}
-	}
-	if s.Reversed {
-		if matched == "" {
-			return nil, "not in the list of hosts that use the proxy (reversed exceptions)"
-		}
-	} else if matched != "" {
-		return nil, fmt.Sprintf("exception %q matches", matched)
-	}
-	secure := u.Scheme == "wss" || u.Scheme == "https"
-	switch {
-	case secure && s.HTTPS != nil:
-		return s.HTTPS, "the HTTPS proxy"
-	case !secure && s.HTTP != nil:
-		return s.HTTP, "the HTTP proxy"
-	case s.SOCKS != nil:
-		return s.SOCKS, "the SOCKS proxy"
-	}
-	if secure {
-		return nil, "no HTTPS or SOCKS proxy set"
-	}
-	return nil, "no HTTP or SOCKS proxy set"
-}
-
-func (s *systemSettings) hasManual() bool {
-	return s.HTTP != nil || s.HTTPS != nil || s.SOCKS != nil
-}
-
-// isPlainHost reports whether host is a name without a dot (not an IP).
-func isPlainHost(host string) bool {
-	return host != "" && !strings.Contains(host, ".") && net.ParseIP(host) == nil
-}
-
-// bypassMatch reports whether an exception pattern from OS settings covers
-// host (and port, "" for the scheme's default). Patterns, case-insensitive:
-//
-//	<local>             plain host names (Windows)
-//	*                   every host
-//	10.0.0.0/8, fe80::/10, 169.254/16   CIDR ranges (macOS's short IPv4 form too), for IP literals
-//	*.corp.example, 10.*, a?c.example   shell wildcards: * any run, ? one character
-//	.corp.example       the domain and its subdomains
-//	corp.example        the host itself and its subdomains
-//	host:port           as above, on that port only
-//	192.0.2.1, [::1]    that address
-func bypassMatch(pattern, host, port string) bool {
-	p := strings.ToLower(strings.TrimSpace(pattern))
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if p == "" || host == "" {
-		return false
-	}
-	switch p {
-	case "<local>":
-		return isPlainHost(host)
-	case "*":
-		return true
-	}
-	if strings.Contains(p, "/") {
-		return cidrMatch(p, host)
-	}
-	// A port, except in a bare IPv6 literal.
-	if h, pt, err := net.SplitHostPort(p); err == nil && !strings.Contains(p, "*") {
-		if pt != port {
-			return false
-		}
-		p = h
-	} else if strings.HasPrefix(p, "[") && strings.HasSuffix(p, "]") {
-		p = p[1 : len(p)-1]
-	}
-	if strings.ContainsAny(p, "*?") {
-		return globMatch(p, host)
-	}
-	if ip := net.ParseIP(p); ip != nil {
-		return ip.Equal(net.ParseIP(host))
-	}
-	p = strings.TrimPrefix(p, ".")
-	return host == p || strings.HasSuffix(host, "."+p)
-}
-
-// cidrMatch matches an IP literal host against a CIDR pattern, accepting
-// macOS's short IPv4 forms ("169.254/16").
-func cidrMatch(p, host string) bool {
-	ip := net.ParseIP(host)
-	if ip == nil {
-		return false
-	}
-	addr, bits, _ := strings.Cut(p, "/")
-	if !strings.Contains(addr, ":") {
-		for strings.Count(addr, ".") < 3 {
-			addr += ".0"
-		}
-	}
-	_, n, err := net.ParseCIDR(addr + "/" + bits)
-	return err == nil && n.Contains(ip)
-}
-
-// globMatch matches s against a shell pattern where * is any run of
-// characters and ? any one; everything else is literal.
-func globMatch(pattern, s string) bool {
-	px, sx := 0, 0
-	starP, starS := -1, 0
-	for sx < len(s) {
-		switch {
-		case px < len(pattern) && (pattern[px] == '?' || pattern[px] == s[sx]):
-			px++
-			sx++
-		case px < len(pattern) && pattern[px] == '*':
-			starP, starS = px, sx
-			px++
-		case starP >= 0:
-			starS++
-			px, sx = starP+1, starS
-		default:
-			return false
-		}
-	}
-	for px < len(pattern) && pattern[px] == '*' {
-		px++
-	}
-	return px == len(pattern)
-}
-
-// hostPortURL builds a proxy URL from a scheme and a host and port given
-// separately (port 0 or "" means none), or nil when host is empty. host
-// may carry its own scheme ("http://proxy"), which wins, and IPv6 literals
-// may come with or without brackets.
-func hostPortURL(scheme, host, port string) *url.URL {
-	host = strings.TrimSpace(host)
-	port = strings.TrimSpace(port)
-	if host == "" {
-		return nil
-	}
-	if i := strings.Index(host, "://"); i >= 0 {
-		scheme, host = strings.ToLower(host[:i]), host[i+3:]
-		if scheme == "socks" {
-			scheme = "socks5h"
-		}
-	}
-	host = strings.TrimSuffix(host, "/")
-	if port == "0" {
-		port = ""
-	}
-	if port == "" {
-		if h, p, err := net.SplitHostPort(host); err == nil {
-			host, port = h, p
-		}
-	}
-	host = strings.Trim(host, "[]")
-	if host == "" {
-		return nil
-	}
-	hp := host
-	if strings.Contains(host, ":") {
-		hp = "[" + host + "]"
-	}
-	if port != "" {
-		hp = net.JoinHostPort(host, port)
-	}
-	return &url.URL{Scheme: scheme, Host: hp}
 }

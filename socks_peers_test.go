@@ -15,6 +15,7 @@ import (
 
 	"github.com/wsproxy/wsproxy"
 	"github.com/wsproxy/wsproxy/internal/peertest"
+	"github.com/wsproxy/wsproxy/internal/sysproxy"
 )
 
 // tlsFor trusts srv's certificate when it is a TLS server.
@@ -75,7 +76,7 @@ func TestPeersSOCKS5(t *testing.T) {
 			// failover (the proxy answered).
 			logs := &logSink{}
 			d := &wsproxy.Dialer{Logf: logs.Logf}
-			wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: wsproxy.SourceGNOME,
+			wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: sysproxy.GNOME,
 				SOCKS: &url.URL{Scheme: "socks5h", Host: addr, User: url.UserPassword("alice", "wrong-pw")}}})
 			_, _, err := d.Dial(context.Background(), ws.wsURL("/"), nil)
 			require.Error(t, err)
@@ -96,7 +97,7 @@ func TestPeersPACToSOCKS(t *testing.T) {
 	ws := newEchoServer(t, false)
 	var dials atomic.Int64
 	d := &wsproxy.Dialer{NetDial: countingDial(&dials)}
-	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: wsproxy.SourceMacOS, PACURL: srv.URL + "/s.pac"}})
+	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: sysproxy.MacOS, PACURL: srv.URL + "/s.pac"}})
 	dialEcho(t, d, ws)
 	require.EqualValues(t, 2, dials.Load(), "the PAC fetch (direct), then the SOCKS server")
 }
@@ -137,6 +138,6 @@ func TestPeersHTTPSProxy(t *testing.T) {
 			return &wsproxy.Credentials{Username: "alice", Password: testPassword}, nil
 		},
 	}
-	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: wsproxy.SourceKDE, PACURL: srv.URL + "/h.pac"}})
+	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: sysproxy.KDE, PACURL: srv.URL + "/h.pac"}})
 	dialEcho(t, d, ws)
 }

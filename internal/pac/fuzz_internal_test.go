@@ -1,4 +1,4 @@
-package wsproxy
+package pac
 
 import (
 	"net/netip"
@@ -26,14 +26,14 @@ func FuzzParsePACResult(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, res string) {
-		proxies, skipped := parsePACResult(res)
+		proxies, skipped := ParseResult(res)
 
 		// Entry by entry: the result is the concatenation of the results
 		// of the entries parsed alone, and each gives one outcome.
 		var wantProxies []*url.URL
 		var wantSkipped []string
 		for _, entry := range strings.Split(res, ";") {
-			ps, sk := parsePACResult(entry)
+			ps, sk := ParseResult(entry)
 			fields := strings.Fields(entry)
 			if len(ps)+len(sk) != min(len(fields), 1) {
 				t.Fatalf("entry %q of %q: %d proxies and %d skipped", entry, res, len(ps), len(sk))

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -19,7 +21,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wsproxy/wsproxy"
+	"github.com/wsproxy/wsproxy/internal/peertest"
 	"github.com/wsproxy/wsproxy/internal/proxytest"
+	"github.com/wsproxy/wsproxy/internal/sysproxy"
 )
 
 func mustURL(t *testing.T, s string) *url.URL {
@@ -44,7 +48,7 @@ func proxies(d wsproxy.Decision) string {
 
 func manual() *wsproxy.SystemSettings {
 	return &wsproxy.SystemSettings{
-		Source: wsproxy.SourceGNOME,
+		Source: sysproxy.GNOME,
 		HTTP:   &url.URL{Scheme: "http", Host: "os-proxy:3128"},
 		HTTPS:  &url.URL{Scheme: "http", Host: "os-sproxy:3129"},
 		Bypass: []string{"*.corp.example", "10.0.0.0/8"},
@@ -77,13 +81,13 @@ func TestProxyForURLResolutionOrder(t *testing.T) {
 			url: "ws://x.corp.example/", want: "DIRECT", wantSource: wsproxy.SourceGNOME, reason: `exception "*.corp.example" matches`},
 		{name: "OS exception CIDR", hooks: wsproxy.TestHooks{System: manual()},
 			url: "wss://10.1.2.3:8443/", want: "DIRECT", wantSource: wsproxy.SourceGNOME},
-		{name: "OS SOCKS serves what nothing more specific does", hooks: wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: wsproxy.SourceMacOS, HTTP: &url.URL{Scheme: "http", Host: "h:1"}, SOCKS: &url.URL{Scheme: "socks5h", Host: "s:1080"}}},
+		{name: "OS SOCKS serves what nothing more specific does", hooks: wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: sysproxy.MacOS, HTTP: &url.URL{Scheme: "http", Host: "h:1"}, SOCKS: &url.URL{Scheme: "socks5h", Host: "s:1080"}}},
 			url: "wss://a.example/", want: "socks5h://s:1080", wantSource: wsproxy.SourceMacOS},
-		{name: "KDE reversed exceptions", hooks: wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: wsproxy.SourceKDE, HTTP: &url.URL{Scheme: "http", Host: "h:1"}, Bypass: []string{"only.example"}, Reversed: true}},
+		{name: "KDE reversed exceptions", hooks: wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: sysproxy.KDE, HTTP: &url.URL{Scheme: "http", Host: "h:1"}, Bypass: []string{"only.example"}, Reversed: true}},
 			url: "ws://other.example/", want: "DIRECT", wantSource: wsproxy.SourceKDE, reason: "reversed"},
-		{name: "Windows <local>", hooks: wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: wsproxy.SourceWindows, HTTP: &url.URL{Scheme: "http", Host: "h:1"}, BypassSimple: true}},
+		{name: "Windows <local>", hooks: wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: sysproxy.Windows, HTTP: &url.URL{Scheme: "http", Host: "h:1"}, BypassSimple: true}},
 			url: "ws://intranet/", want: "DIRECT", wantSource: wsproxy.SourceWindows, reason: "plain host names"},
-		{name: "OS mode none", hooks: wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: wsproxy.SourceGNOME}},
+		{name: "OS mode none", hooks: wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: sysproxy.GNOME}},
 			url: "ws://a.example/", want: "DIRECT", wantSource: wsproxy.SourceGNOME, reason: "proxy mode is none"},
 		{name: "OS look-up fails: direct, and says so", hooks: wsproxy.TestHooks{SystemErr: errors.New("gsettings timed out")},
 			url: "ws://a.example/", want: "DIRECT", wantSource: wsproxy.SourceNone, reason: "gsettings timed out"},
@@ -212,7 +216,7 @@ func TestPACFromHTTPServer(t *testing.T) {
 			t.Parallel()
 			d := &wsproxy.Dialer{}
 			wsproxy.SetTestHooks(d, wsproxy.TestHooks{
-				System: &wsproxy.SystemSettings{Source: wsproxy.SourceWindows, PACURL: srv.URL + tc.pac},
+				System: &wsproxy.SystemSettings{Source: sysproxy.Windows, PACURL: srv.URL + tc.pac},
 				Hosts:  hosts, MyIPs: []string{tc.myIP}, Now: tc.now,
 			})
 			dec, err := d.ProxyForURL(context.Background(), mustURL(t, tc.url))
@@ -252,7 +256,7 @@ func TestPACFailuresFallThrough(t *testing.T) {
 	} {
 		t.Run(tc.pac+fmt.Sprint(tc.manual), func(t *testing.T) {
 			t.Parallel()
-			s := &wsproxy.SystemSettings{Source: wsproxy.SourceKDE, PACURL: tc.pac}
+			s := &wsproxy.SystemSettings{Source: sysproxy.KDE, PACURL: tc.pac}
 			want := "DIRECT"
 			if tc.manual {
 				s.HTTP = &url.URL{Scheme: "http", Host: "fallback:3128"}
@@ -276,7 +280,7 @@ func TestPACCache(t *testing.T) {
 	// Not parallel: InvalidateCache is process-wide.
 	srv := newPACServer(t, map[string]string{"/p.pac": `function FindProxyForURL(u, h) { return "PROXY p:1"; }`})
 	d := &wsproxy.Dialer{}
-	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: wsproxy.SourceMacOS, PACURL: srv.URL + "/p.pac"}})
+	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: sysproxy.MacOS, PACURL: srv.URL + "/p.pac"}})
 	for range 3 {
 		dec, err := d.ProxyForURL(context.Background(), mustURL(t, "ws://a.example/"))
 		require.NoError(t, err)
@@ -303,7 +307,7 @@ func TestPACFailoverDial(t *testing.T) {
 	d := &wsproxy.Dialer{}
 	logs := &logSink{}
 	d.Logf = logs.Logf
-	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: wsproxy.SourceGNOME, PACURL: srv.URL + "/failover.pac"}})
+	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: sysproxy.GNOME, PACURL: srv.URL + "/failover.pac"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, _, err := d.Dial(ctx, echo.wsURL("/"), &websocket.DialOptions{Subprotocols: []string{"echo"}})
@@ -315,7 +319,7 @@ func TestPACFailoverDial(t *testing.T) {
 	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
 
 	// Every proxy down, no DIRECT: the error names them all.
-	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: wsproxy.SourceGNOME, PACURL: srv.URL + "/alldown.pac"}})
+	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: sysproxy.GNOME, PACURL: srv.URL + "/alldown.pac"}})
 	_, _, err = d.Dial(ctx, echo.wsURL("/"), nil)
 	require.ErrorContains(t, err, "every proxy failed")
 	var pe *wsproxy.ProxyError
@@ -324,7 +328,7 @@ func TestPACFailoverDial(t *testing.T) {
 	// A proxy that answers (here 407) ends the list: no failover to DIRECT.
 	authUp := proxytest.New(t, proxytest.Config{Username: "alice", Password: testPassword})
 	srv2 := newPACServer(t, map[string]string{"/auth.pac": fmt.Sprintf(`function FindProxyForURL(u, h) { return "PROXY %s; DIRECT"; }`, authUp.Addr)})
-	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: wsproxy.SourceGNOME, PACURL: srv2.URL + "/auth.pac"}})
+	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, System: &wsproxy.SystemSettings{Source: sysproxy.GNOME, PACURL: srv2.URL + "/auth.pac"}})
 	_, _, err = d.Dial(ctx, echo.wsURL("/"), nil)
 	require.ErrorIs(t, err, wsproxy.ErrProxyAuthRequired)
 }
@@ -355,7 +359,7 @@ func TestWPADDiscovery(t *testing.T) {
 		}
 		return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("no such host")}
 	}}
-	wsproxy.SetTestHooks(d, wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: wsproxy.SourceWindows, AutoDetect: true}, SearchDomains: []string{domain}})
+	wsproxy.SetTestHooks(d, wsproxy.TestHooks{System: &wsproxy.SystemSettings{Source: sysproxy.Windows, AutoDetect: true}, SearchDomains: []string{domain}})
 	for range 2 {
 		dec, err := d.ProxyForURL(context.Background(), mustURL(t, "wss://a.example/"))
 		require.NoError(t, err)
@@ -371,11 +375,67 @@ func TestWPADDiscovery(t *testing.T) {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("no such host")}
 	}}
 	wsproxy.SetTestHooks(d2, wsproxy.TestHooks{
-		System:        &wsproxy.SystemSettings{Source: wsproxy.SourceWindows, AutoDetect: true, HTTP: &url.URL{Scheme: "http", Host: "manual:1"}},
+		System:        &wsproxy.SystemSettings{Source: sysproxy.Windows, AutoDetect: true, HTTP: &url.URL{Scheme: "http", Host: "manual:1"}},
 		SearchDomains: []string{fmt.Sprintf("nowpad%d.example.org", time.Now().UnixNano())},
 	})
 	dec, err := d2.ProxyForURL(context.Background(), mustURL(t, "ws://a.example/"))
 	require.NoError(t, err)
 	require.Equal(t, "http://manual:1", proxies(dec))
 	require.Contains(t, dec.Reason, "no WPAD script found")
+}
+
+// End to end on Linux: GNOME settings written with the real gsettings send
+// a dial through the real tinyproxy they name, and the Decision says so.
+func TestPeersGNOMESettingsToTinyproxy(t *testing.T) {
+	t.Parallel()
+	bin := peertest.Require(t, "gsettings", "apt-get install -y libglib2.0-bin gsettings-desktop-schemas")
+	proxy := peertest.Tinyproxy(t, "", "")
+	echo := peertest.EchoServer(t)
+	env := append(os.Environ(), "GSETTINGS_BACKEND=keyfile", "XDG_CONFIG_HOME="+t.TempDir())
+	host, port, _ := strings.Cut(proxy, ":")
+	for _, args := range [][]string{
+		{"org.gnome.system.proxy", "mode", "manual"},
+		{"org.gnome.system.proxy.http", "host", host},
+		{"org.gnome.system.proxy.http", "port", port},
+		{"org.gnome.system.proxy", "ignore-hosts", "['*.corp.example']"},
+	} {
+		cmd := exec.Command(bin, append([]string{"set"}, args...)...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil && strings.Contains(string(out), "No such schema") {
+			peertest.Missing(t, "the org.gnome.system.proxy schema (apt-get install -y gsettings-desktop-schemas)")
+		}
+		require.NoError(t, err, "%s", out)
+	}
+	var dialed []string
+	d := &wsproxy.Dialer{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dialed = append(dialed, addr)
+		var nd net.Dialer
+		return nd.DialContext(ctx, network, addr)
+	}}
+	wsproxy.SetTestHooks(d, wsproxy.TestHooks{ProxyLoopback: true, SystemFunc: func(ctx context.Context) (*wsproxy.SystemSettings, error) {
+		return sysproxy.ReadGNOME(ctx, bin, env)
+	}})
+
+	dec, err := d.ProxyForURL(context.Background(), &url.URL{Scheme: "ws", Host: echo})
+	require.NoError(t, err)
+	require.Equal(t, wsproxy.SourceGNOME, dec.Source)
+	require.Equal(t, "http://"+proxy, dec.Proxies[0].String())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", echo)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte("ping"))
+	require.NoError(t, err)
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	require.Equal(t, "ping", string(buf))
+	require.Equal(t, []string{proxy}, dialed, "through the proxy GNOME names")
+
+	dec, err = d.ProxyForURL(context.Background(), &url.URL{Scheme: "wss", Host: "build.corp.example"})
+	require.NoError(t, err)
+	require.True(t, dec.Direct(), dec.String())
 }

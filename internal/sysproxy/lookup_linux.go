@@ -1,4 +1,4 @@
-package wsproxy
+package sysproxy
 
 import (
 	"context"
@@ -11,19 +11,19 @@ import (
 // desktops) there are no OS settings: the environment is the only source.
 
 func init() {
-	sysLookup = linuxSettings
+	osLookup = linuxSettings
 }
 
-func linuxSettings(ctx context.Context, getenv func(string) string) (*systemSettings, error) {
+func linuxSettings(ctx context.Context, getenv func(string) string) (*Settings, error) {
 	switch desktopKind(getenv("XDG_CURRENT_DESKTOP"), getenv("DESKTOP_SESSION"), getenv("KDE_FULL_SESSION")) {
-	case SourceKDE:
+	case KDE:
 		return linuxKDESettings(getenv)
-	case SourceGNOME:
+	case GNOME:
 		bin, err := exec.LookPath("gsettings")
 		if err != nil {
 			return nil, nil // no GSettings: nothing to read
 		}
-		return gnomeSettings(ctx, bin, nil)
+		return ReadGNOME(ctx, bin, nil)
 	}
 	return nil, nil
 }

@@ -1,4 +1,4 @@
-package wsproxy
+package sysproxy
 
 import (
 	"bufio"
@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/wsproxy/wsproxy/internal/proxyurl"
 )
 
 // KDE's proxy settings: the [Proxy Settings] group of kioslaverc.
@@ -30,7 +32,7 @@ func kioslavercPaths(getenv func(string) string) []string {
 
 // linuxKDESettings reads the first kioslaverc found; none found means no
 // settings.
-func linuxKDESettings(getenv func(string) string) (*systemSettings, error) {
+func linuxKDESettings(getenv func(string) string) (*Settings, error) {
 	for _, path := range kioslavercPaths(getenv) {
 		f, err := os.Open(path)
 		if err != nil {
@@ -60,7 +62,7 @@ func linuxKDESettings(getenv func(string) string) (*systemSettings, error) {
 // Keys marked [$e] have $VARIABLES expanded with getenv. An https proxy
 // that is not set stays unset (KDE does not reuse the http one); the socks
 // proxy serves what nothing more specific serves.
-func parseKioslaverc(r io.Reader, getenv func(string) string) (*systemSettings, error) {
+func parseKioslaverc(r io.Reader, getenv func(string) string) (*Settings, error) {
 	vals := map[string]string{}
 	group := ""
 	sc := bufio.NewScanner(r)
@@ -96,7 +98,7 @@ func parseKioslaverc(r io.Reader, getenv func(string) string) (*systemSettings, 
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	s := &systemSettings{Source: SourceKDE, From: "kioslaverc"}
+	s := &Settings{Source: KDE, From: "kioslaverc"}
 	typ, _ := unquoteInt(vals["ProxyType"])
 	switch typ {
 	case 0:
@@ -153,7 +155,7 @@ func kdeProxy(defaultScheme, v string) *url.URL {
 		v = v[i+3:]
 	}
 	host, port, _ := strings.Cut(v, " ")
-	return hostPortURL(scheme, host, port)
+	return proxyurl.FromHostPort(scheme, host, port)
 }
 
 // expandEnv replaces $NAME and ${NAME} with getenv's values.

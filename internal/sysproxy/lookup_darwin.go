@@ -1,4 +1,4 @@
-package wsproxy
+package sysproxy
 
 import (
 	"bytes"
@@ -12,10 +12,10 @@ import (
 // prints the SystemConfiguration proxy dictionary without cgo.
 
 func init() {
-	sysLookup = darwinSettings
+	osLookup = darwinSettings
 }
 
-func darwinSettings(ctx context.Context, _ func(string) string) (*systemSettings, error) {
+func darwinSettings(ctx context.Context, _ func(string) string) (*Settings, error) {
 	cmd := exec.CommandContext(ctx, "/usr/sbin/scutil", "--proxy")
 	cmd.WaitDelay = time.Second
 	out, err := cmd.Output()

@@ -1,11 +1,14 @@
-package wsproxy
+package pac
 
 import (
 	"net"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/dop251/goja"
+
+	"github.com/wsproxy/wsproxy/internal/proxyurl"
 )
 
 // The standard PAC helpers (Netscape's, and Microsoft's IPv6-aware "Ex"
@@ -20,7 +23,7 @@ func installPACHelpers(rt *goja.Runtime, st *pacState) {
 		if host == "" {
 			return nil
 		}
-		ips, err := st.env.lookupIP(st.ctx, host)
+		ips, err := st.env.LookupIP(st.ctx, host)
 		if err != nil {
 			return nil
 		}
@@ -70,14 +73,14 @@ func installPACHelpers(rt *goja.Runtime, st *pacState) {
 	})
 	set("dnsResolveEx", func(host string) string { return joinIPs(lookup(host)) })
 	set("myIpAddress", func() string {
-		if ip := firstV4(st.env.myIPs()); ip != nil {
+		if ip := firstV4(st.env.MyIPs()); ip != nil {
 			return ip.String()
 		}
 		return "127.0.0.1"
 	})
-	set("myIpAddressEx", func() string { return joinIPs(st.env.myIPs()) })
+	set("myIpAddressEx", func() string { return joinIPs(st.env.MyIPs()) })
 	set("dnsDomainLevels", func(host string) int { return strings.Count(host, ".") })
-	set("shExpMatch", func(s, pattern string) bool { return globMatch(pattern, s) })
+	set("shExpMatch", func(s, pattern string) bool { return proxyurl.MatchGlob(pattern, s) })
 	set("isInNet", func(host, pattern, mask string) bool {
 		ip := firstV4(lookup(host))
 		p := net.ParseIP(pattern).To4()
@@ -101,13 +104,13 @@ func installPACHelpers(rt *goja.Runtime, st *pacState) {
 	set("getClientVersion", func() string { return "1.0" })
 	set("alert", func(string) {}) // scripts call it for debugging; ignored
 	set("weekdayRange", func(call goja.FunctionCall) goja.Value {
-		return rt.ToValue(weekdayRange(st.env.now(), argStrings(call)))
+		return rt.ToValue(weekdayRange(st.env.Now(), argStrings(call)))
 	})
 	set("dateRange", func(call goja.FunctionCall) goja.Value {
-		return rt.ToValue(dateRange(st.env.now(), argStrings(call)))
+		return rt.ToValue(dateRange(st.env.Now(), argStrings(call)))
 	})
 	set("timeRange", func(call goja.FunctionCall) goja.Value {
-		return rt.ToValue(timeRange(st.env.now(), argStrings(call)))
+		return rt.ToValue(timeRange(st.env.Now(), argStrings(call)))
 	})
 }
 
@@ -279,4 +282,29 @@ func atoiString(s string) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
+}
+
+// sortIPList sorts ';'-separated addresses, IPv6 first, numerically, as
+// sortIpAddressList does; ok is false when one is not an address.
+func sortIPList(list string) (string, bool) {
+	var ips []net.IP
+	for _, s := range strings.Split(list, ";") {
+		ip := net.ParseIP(strings.TrimSpace(s))
+		if ip == nil {
+			return "", false
+		}
+		ips = append(ips, ip)
+	}
+	sort.SliceStable(ips, func(i, j int) bool {
+		i4, j4 := ips[i].To4() != nil, ips[j].To4() != nil
+		if i4 != j4 {
+			return !i4
+		}
+		return string(ips[i].To16()) < string(ips[j].To16())
+	})
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return strings.Join(out, ";"), true
 }

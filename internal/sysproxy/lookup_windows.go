@@ -1,4 +1,4 @@
-package wsproxy
+package sysproxy
 
 import (
 	"context"
@@ -14,13 +14,13 @@ import (
 // that rely on them usually export the environment variables too.
 
 func init() {
-	sysLookup = windowsSettings
-	wpadSearchDomains = windowsSearchDomains
+	osLookup = windowsSettings
+	SearchDomains = windowsSearchDomains
 }
 
 const internetSettings = `Software\Microsoft\Windows\CurrentVersion\Internet Settings`
 
-func windowsSettings(ctx context.Context, _ func(string) string) (*systemSettings, error) {
+func windowsSettings(ctx context.Context, _ func(string) string) (*Settings, error) {
 	k, err := registry.OpenKey(registry.CURRENT_USER, internetSettings, registry.QUERY_VALUE)
 	if err != nil {
 		if errors.Is(err, registry.ErrNotExist) {

@@ -1,4 +1,4 @@
-package wsproxy
+package pac
 
 import (
 	"context"
@@ -13,14 +13,14 @@ import (
 )
 
 // testPACEnv resolves a few fixed names and pretends to be 10.1.2.3.
-func testPACEnv(now time.Time) pacEnv {
+func testPACEnv(now time.Time) Env {
 	hosts := map[string][]string{
 		"intranet.corp.example": {"10.20.30.40"},
 		"www.example.com":       {"2001:db8::10", "93.184.216.34"},
 		"v6only.example":        {"2001:db8::20"},
 	}
-	return pacEnv{
-		lookupIP: func(ctx context.Context, host string) ([]net.IP, error) {
+	return Env{
+		LookupIP: func(ctx context.Context, host string) ([]net.IP, error) {
 			var ips []net.IP
 			for _, s := range hosts[host] {
 				ips = append(ips, net.ParseIP(s))
@@ -30,18 +30,18 @@ func testPACEnv(now time.Time) pacEnv {
 			}
 			return ips, nil
 		},
-		myIPs: func() []net.IP { return []net.IP{net.ParseIP("fd00::5"), net.ParseIP("10.1.2.3")} },
-		now:   func() time.Time { return now },
-		limit: 2 * time.Second,
+		MyIPs: func() []net.IP { return []net.IP{net.ParseIP("fd00::5"), net.ParseIP("10.1.2.3")} },
+		Now:   func() time.Time { return now },
+		Limit: 2 * time.Second,
 	}
 }
 
 // evalExpr evaluates a JavaScript expression with the PAC helpers.
-func evalExpr(t *testing.T, env pacEnv, expr string) string {
+func evalExpr(t *testing.T, env Env, expr string) string {
 	t.Helper()
-	s, err := compilePAC("test", []byte("function FindProxyForURL(url, host) { return String("+expr+"); }"))
+	s, err := Compile("test", []byte("function FindProxyForURL(url, host) { return String("+expr+"); }"))
 	require.NoError(t, err)
-	res, err := s.findProxy(context.Background(), env, &url.URL{Scheme: "http", Host: "x"})
+	res, err := s.FindProxy(context.Background(), env, &url.URL{Scheme: "http", Host: "x"})
 	require.NoError(t, err, expr)
 	return res
 }
@@ -152,7 +152,7 @@ func TestParsePACResult(t *testing.T) {
 		"PROXY noport; QUIC q:443":          {"", "PROXY noport, QUIC q:443"},
 		"":                                  {"", ""},
 	} {
-		ps, skipped := parsePACResult(in)
+		ps, skipped := ParseResult(in)
 		require.Equal(t, want.proxies, list(ps), in)
 		require.Equal(t, want.skipped, strings.Join(skipped, ", "), in)
 	}
@@ -163,8 +163,8 @@ func TestParsePACResult(t *testing.T) {
 func TestPACTimeLimit(t *testing.T) {
 	t.Parallel()
 	env := testPACEnv(time.Now())
-	env.limit = 100 * time.Millisecond
-	s, err := compilePAC("loop", []byte(`var n = 0;
+	env.Limit = 100 * time.Millisecond
+	s, err := Compile("loop", []byte(`var n = 0;
 function FindProxyForURL(url, host) {
 	n++;
 	if (host == "loop") { while (true) {} }
@@ -172,37 +172,37 @@ function FindProxyForURL(url, host) {
 }`))
 	require.NoError(t, err)
 	u := func(h string) *url.URL { return &url.URL{Scheme: "ws", Host: h} }
-	res, err := s.findProxy(context.Background(), env, u("a"))
+	res, err := s.FindProxy(context.Background(), env, u("a"))
 	require.NoError(t, err)
 	require.Equal(t, "PROXY p:1", res)
 	start := time.Now()
-	_, err = s.findProxy(context.Background(), env, u("loop"))
+	_, err = s.FindProxy(context.Background(), env, u("loop"))
 	require.ErrorIs(t, err, errPACTimeout)
 	require.Less(t, time.Since(start), time.Second)
-	res, err = s.findProxy(context.Background(), env, u("a"))
+	res, err = s.FindProxy(context.Background(), env, u("a"))
 	require.NoError(t, err)
 	require.Equal(t, "PROXY p:1", res, "the interrupted interpreter was discarded: a fresh one ran the top level again")
 
 	// A top level that never ends is cut off too.
-	s, err = compilePAC("toploop", []byte(`for (;;) {}`))
+	s, err = Compile("toploop", []byte(`for (;;) {}`))
 	require.NoError(t, err)
-	_, err = s.findProxy(context.Background(), env, u("a"))
+	_, err = s.FindProxy(context.Background(), env, u("a"))
 	require.ErrorIs(t, err, errPACTimeout)
 
 	// The caller's context interrupts as well.
-	s, err = compilePAC("loop2", []byte(`function FindProxyForURL(u, h) { while (true) {} }`))
+	s, err = Compile("loop2", []byte(`function FindProxyForURL(u, h) { while (true) {} }`))
 	require.NoError(t, err)
-	env.limit = time.Minute
+	env.Limit = time.Minute
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err = s.findProxy(ctx, env, u("a"))
+	_, err = s.FindProxy(ctx, env, u("a"))
 	require.ErrorIs(t, err, errPACTimeout)
 }
 
 func TestPACScriptErrors(t *testing.T) {
 	t.Parallel()
 	env := testPACEnv(time.Now())
-	_, err := compilePAC("bad", []byte(`function FindProxyForURL(url, host) { return "DIRECT" `))
+	_, err := Compile("bad", []byte(`function FindProxyForURL(url, host) { return "DIRECT" `))
 	require.ErrorContains(t, err, "does not compile")
 	for src, want := range map[string]string{
 		`var x = 1;`: "no FindProxyForURL",
@@ -213,9 +213,9 @@ func TestPACScriptErrors(t *testing.T) {
 		`function FindProxyForURL(u, h) { return setTimeout(h, 1); }`:                     "setTimeout is not defined",
 		`function f() { return f() + 1; } function FindProxyForURL(u, h) { return f(); }`: "call stack deeper than",
 	} {
-		s, err := compilePAC("x", []byte(src))
+		s, err := Compile("x", []byte(src))
 		require.NoError(t, err)
-		_, err = s.findProxy(context.Background(), env, &url.URL{Scheme: "ws", Host: "h"})
+		_, err = s.FindProxy(context.Background(), env, &url.URL{Scheme: "ws", Host: "h"})
 		require.ErrorContains(t, err, want, src)
 	}
 }
@@ -229,53 +229,7 @@ func TestWPADCandidates(t *testing.T) {
 		"http://wpad.example.com/wpad.dat", // the registrable domain: the last one
 		"http://wpad.example.co.uk/wpad.dat",
 		"http://wpad.corp.local/wpad.dat",
-	}, wpadCandidates([]string{"eng.lab.corp.example.com.", "corp.example.com", "example.co.uk", "co.uk", "com", "corp.local", "", "bad/name"}))
+	}, Candidates([]string{"eng.lab.corp.example.com.", "corp.example.com", "example.co.uk", "co.uk", "com", "corp.local", "", "bad/name"}))
 	// Never wpad.co.uk, wpad.com or a bare "wpad".
-	require.Empty(t, wpadCandidates([]string{"co.uk", "com", "local"}))
-	require.Equal(t, []string{"search.example", "corp.example", "other.example"},
-		resolvConfDomains(strings.NewReader("# comment\nnameserver 10.0.0.1\ndomain search.example\nsearch corp.example other.example\noptions ndots:2\n")))
-}
-
-func TestSysCacheBackoff(t *testing.T) {
-	t.Parallel()
-	now := time.Unix(1000, 0)
-	calls := 0
-	var answer *systemSettings
-	var fail error
-	c := &sysCache{now: func() time.Time { return now }, lookup: func(ctx context.Context) (*systemSettings, error) {
-		calls++
-		return answer, fail
-	}}
-	ctx := context.Background()
-	answer = &systemSettings{Source: SourceGNOME}
-	s, err := c.get(ctx)
-	require.NoError(t, err)
-	require.Same(t, answer, s)
-	_, _ = c.get(ctx)
-	require.Equal(t, 1, calls, "cached")
-
-	now = now.Add(sysCacheTTL)
-	fail = errors.New("gsettings hung")
-	s, err = c.get(ctx)
-	require.NoError(t, err)
-	require.Same(t, answer, s, "last good answer")
-	require.Equal(t, 2, calls)
-	_, _ = c.get(ctx)
-	require.Equal(t, 2, calls, "backing off")
-	now = now.Add(time.Second)
-	_, _ = c.get(ctx)
-	require.Equal(t, 3, calls, "retried after 1 s")
-	now = now.Add(time.Second)
-	_, _ = c.get(ctx)
-	require.Equal(t, 3, calls, "then after 2 s")
-
-	c.invalidate()
-	_, err = c.get(ctx)
-	require.ErrorContains(t, err, "gsettings hung", "no good answer left to fall back on")
-	require.Equal(t, 4, calls)
-	fail = nil
-	c.invalidate()
-	s, err = c.get(ctx)
-	require.NoError(t, err)
-	require.Same(t, answer, s)
+	require.Empty(t, Candidates([]string{"co.uk", "com", "local"}))
 }

@@ -1,10 +1,12 @@
-package wsproxy
+package sysproxy
 
 import (
 	"bufio"
 	"errors"
 	"io"
 	"strings"
+
+	"github.com/wsproxy/wsproxy/internal/proxyurl"
 )
 
 // macOS's proxy settings as "scutil --proxy" prints them, so no cgo is
@@ -30,7 +32,7 @@ import (
 // ExceptionsList, ExcludeSimpleHostnames, ProxyAutoConfigEnable with
 // ProxyAutoConfigURLString, and ProxyAutoDiscoveryEnable. HTTPS targets use
 // the HTTPS proxy only (macOS does not reuse the HTTP one).
-func parseScutil(r io.Reader) (*systemSettings, error) {
+func parseScutil(r io.Reader) (*Settings, error) {
 	top := map[string]string{}
 	var exceptions []string
 	depth := 0
@@ -76,19 +78,19 @@ func parseScutil(r io.Reader) (*systemSettings, error) {
 		return nil, errors.New("scutil --proxy printed no dictionary")
 	}
 	on := func(k string) bool { return top[k] == "1" }
-	s := &systemSettings{Source: SourceMacOS, From: "scutil --proxy"}
+	s := &Settings{Source: MacOS, From: "scutil --proxy"}
 	s.AutoDetect = on("ProxyAutoDiscoveryEnable")
 	if on("ProxyAutoConfigEnable") {
 		s.PACURL = top["ProxyAutoConfigURLString"]
 	}
 	if on("HTTPEnable") {
-		s.HTTP = hostPortURL("http", top["HTTPProxy"], top["HTTPPort"])
+		s.HTTP = proxyurl.FromHostPort("http", top["HTTPProxy"], top["HTTPPort"])
 	}
 	if on("HTTPSEnable") {
-		s.HTTPS = hostPortURL("http", top["HTTPSProxy"], top["HTTPSPort"])
+		s.HTTPS = proxyurl.FromHostPort("http", top["HTTPSProxy"], top["HTTPSPort"])
 	}
 	if on("SOCKSEnable") {
-		s.SOCKS = hostPortURL("socks5h", top["SOCKSProxy"], top["SOCKSPort"])
+		s.SOCKS = proxyurl.FromHostPort("socks5h", top["SOCKSProxy"], top["SOCKSPort"])
 	}
 	s.Bypass = exceptions
 	s.BypassSimple = on("ExcludeSimpleHostnames")

@@ -1,7 +1,9 @@
-package wsproxy
+package sysproxy
 
 import (
 	"strings"
+
+	"github.com/wsproxy/wsproxy/internal/proxyurl"
 )
 
 // Windows' per-user proxy settings, from the registry key
@@ -30,8 +32,8 @@ type registryValues struct {
 // package speaks SOCKS5, with names resolved by the proxy) that serves
 // what nothing more specific serves. "<local>" in ProxyOverride sends
 // names without a dot direct.
-func parseRegistry(v registryValues) *systemSettings {
-	s := &systemSettings{Source: SourceWindows, From: `HKCU\...\Internet Settings`}
+func parseRegistry(v registryValues) *Settings {
+	s := &Settings{Source: Windows, From: `HKCU\...\Internet Settings`}
 	flags := byte(0)
 	haveFlags := len(v.DefaultConnectionSettings) > 8
 	if haveFlags {
@@ -43,7 +45,7 @@ func parseRegistry(v registryValues) *systemSettings {
 	}
 	if v.ProxyEnable == 1 && strings.TrimSpace(v.ProxyServer) != "" {
 		if !strings.Contains(v.ProxyServer, "=") {
-			s.HTTP = hostPortURL("http", strings.Trim(strings.TrimSpace(v.ProxyServer), ";"), "")
+			s.HTTP = proxyurl.FromHostPort("http", strings.Trim(strings.TrimSpace(v.ProxyServer), ";"), "")
 			s.HTTPS = s.HTTP
 		} else {
 			for _, part := range strings.Split(v.ProxyServer, ";") {
@@ -53,11 +55,11 @@ func parseRegistry(v registryValues) *systemSettings {
 				}
 				switch strings.ToLower(strings.TrimSpace(k)) {
 				case "http":
-					s.HTTP = hostPortURL("http", val, "")
+					s.HTTP = proxyurl.FromHostPort("http", val, "")
 				case "https":
-					s.HTTPS = hostPortURL("http", val, "")
+					s.HTTPS = proxyurl.FromHostPort("http", val, "")
 				case "socks":
-					s.SOCKS = hostPortURL("socks5h", val, "")
+					s.SOCKS = proxyurl.FromHostPort("socks5h", val, "")
 				}
 			}
 		}

@@ -1,4 +1,4 @@
-package wsproxy
+package sysproxy
 
 import (
 	"bufio"
@@ -10,16 +10,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wsproxy/wsproxy/internal/proxyurl"
 )
 
 // GNOME's proxy settings (schema org.gnome.system.proxy), read with the
 // gsettings tool so no cgo is needed. Portable, so that it is tested on any
 // system from fixtures and for real where gsettings is installed.
 
-// gnomeSettings runs "gsettings list-recursively org.gnome.system.proxy"
+// ReadGNOME runs "gsettings list-recursively org.gnome.system.proxy"
 // with env as its whole environment (nil: inherit) and parses the answer.
 // ctx bounds the run.
-func gnomeSettings(ctx context.Context, gsettings string, env []string) (*systemSettings, error) {
+func ReadGNOME(ctx context.Context, gsettings string, env []string) (*Settings, error) {
 	cmd := exec.CommandContext(ctx, gsettings, "list-recursively", "org.gnome.system.proxy")
 	cmd.Env = env
 	cmd.WaitDelay = time.Second // a child left holding the output cannot hang us
@@ -48,7 +50,7 @@ func gnomeSettings(ctx context.Context, gsettings string, env []string) (*system
 // anyway); the socks proxy serves what nothing more specific serves. The
 // http proxy carries authentication-user and authentication-password when
 // use-authentication is true.
-func parseGSettings(out string) (*systemSettings, error) {
+func parseGSettings(out string) (*Settings, error) {
 	vals := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
@@ -71,7 +73,7 @@ func parseGSettings(out string) (*systemSettings, error) {
 		return nil, errors.New("gsettings printed no org.gnome.system.proxy mode")
 	}
 	str := func(k string) string { s, _ := gvariantString(vals[k]); return s }
-	s := &systemSettings{Source: SourceGNOME, From: "gsettings org.gnome.system.proxy"}
+	s := &Settings{Source: GNOME, From: "gsettings org.gnome.system.proxy"}
 	switch mode := str("mode"); mode {
 	case "none", "":
 		return s, nil
@@ -85,7 +87,7 @@ func parseGSettings(out string) (*systemSettings, error) {
 	}
 	proxy := func(scheme, prefix string) *url.URL {
 		port := strings.TrimPrefix(vals[prefix+".port"], "uint32 ")
-		return hostPortURL(scheme, str(prefix+".host"), port)
+		return proxyurl.FromHostPort(scheme, str(prefix+".host"), port)
 	}
 	s.HTTP = proxy("http", "http")
 	if s.HTTP != nil && vals["http.use-authentication"] == "true" && str("http.authentication-user") != "" {
@@ -174,8 +176,8 @@ func unquoteInt(s string) (int, bool) {
 var gnomeDesktops = []string{"GNOME", "GNOME-CLASSIC", "GNOME-FLASHBACK", "UNITY", "X-CINNAMON", "CINNAMON", "BUDGIE", "BUDGIE-DESKTOP", "PANTHEON", "MATE", "XFCE", "LXDE", "LXQT", "DEEPIN", "POP"}
 
 // desktopKind maps XDG_CURRENT_DESKTOP (a colon-separated list), or
-// DESKTOP_SESSION when it is empty, to the settings to read: SourceKDE,
-// SourceGNOME, or "" for none.
+// DESKTOP_SESSION when it is empty, to the settings to read: KDE,
+// GNOME, or "" for none.
 func desktopKind(current, session, kdeFull string) Source {
 	names := current
 	if names == "" {
@@ -184,16 +186,16 @@ func desktopKind(current, session, kdeFull string) Source {
 	for _, d := range strings.Split(strings.ToUpper(names), ":") {
 		d = strings.TrimSpace(d)
 		if d == "KDE" || strings.HasPrefix(d, "PLASMA") {
-			return SourceKDE
+			return KDE
 		}
 		for _, g := range gnomeDesktops {
 			if d == g || strings.HasPrefix(d, g+"-") || (d == "UBUNTU" && g == "GNOME") {
-				return SourceGNOME
+				return GNOME
 			}
 		}
 	}
 	if kdeFull == "true" {
-		return SourceKDE
+		return KDE
 	}
 	return ""
 }

@@ -1,4 +1,4 @@
-package wsproxy
+package pac
 
 import (
 	"context"
@@ -40,19 +40,19 @@ func TestPACConfined(t *testing.T) {
 // saw "memory limit" instead of "time limit" once), and theirs this one.
 func TestPACMemoryLimit(t *testing.T) {
 	env := testPACEnv(time.Now())
-	env.limit = time.Minute // the memory limit must end it, not the clock
-	s, err := compilePAC("hog", []byte(`function FindProxyForURL(u, h) {
+	env.Limit = time.Minute // the memory limit must end it, not the clock
+	s, err := Compile("hog", []byte(`function FindProxyForURL(u, h) {
 	var keep = [], s = h;
 	for (;;) { s = s + s; keep.push(s); }
 }`))
 	require.NoError(t, err)
-	_, err = s.findProxy(context.Background(), env, &url.URL{Scheme: "ws", Host: "a"})
+	_, err = s.FindProxy(context.Background(), env, &url.URL{Scheme: "ws", Host: "a"})
 	require.ErrorIs(t, err, errPACMemory)
 
 	// The script is discarded, and a well-behaved one still works.
-	s, err = compilePAC("ok", []byte(`function FindProxyForURL(u, h) { return "DIRECT"; }`))
+	s, err = Compile("ok", []byte(`function FindProxyForURL(u, h) { return "DIRECT"; }`))
 	require.NoError(t, err)
-	res, err := s.findProxy(context.Background(), env, &url.URL{Scheme: "ws", Host: "a"})
+	res, err := s.FindProxy(context.Background(), env, &url.URL{Scheme: "ws", Host: "a"})
 	require.NoError(t, err)
 	assert.Equal(t, "DIRECT", res)
 }

@@ -1,10 +1,7 @@
-package wsproxy
+package sysproxy
 
 import (
 	"context"
-	"io"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -36,9 +33,9 @@ func TestPeersGNOMEGsettings(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s, err := gnomeSettings(ctx, bin, env)
+		s, err := ReadGNOME(ctx, bin, env)
 		require.NoError(t, err)
-		require.Equal(t, SourceGNOME, s.Source)
+		require.Equal(t, GNOME, s.Source)
 		return view(s)
 	}
 
@@ -76,63 +73,9 @@ func TestPeersGNOMEGsettings(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := gnomeSettings(ctx, hang, []string{"PATH=/usr/bin:/bin"})
+	_, err := ReadGNOME(ctx, hang, []string{"PATH=/usr/bin:/bin"})
 	require.Error(t, err)
 	require.Less(t, time.Since(start), 3*time.Second)
-}
-
-// End to end on Linux: GNOME settings written with the real gsettings send
-// a dial through the real tinyproxy they name, and the Decision says so.
-func TestPeersGNOMESettingsToTinyproxy(t *testing.T) {
-	t.Parallel()
-	bin := peertest.Require(t, "gsettings", "apt-get install -y libglib2.0-bin gsettings-desktop-schemas")
-	proxy := peertest.Tinyproxy(t, "", "")
-	echo := peertest.EchoServer(t)
-	env := append(os.Environ(), "GSETTINGS_BACKEND=keyfile", "XDG_CONFIG_HOME="+t.TempDir())
-	host, port, _ := strings.Cut(proxy, ":")
-	for _, args := range [][]string{
-		{"org.gnome.system.proxy", "mode", "manual"},
-		{"org.gnome.system.proxy.http", "host", host},
-		{"org.gnome.system.proxy.http", "port", port},
-		{"org.gnome.system.proxy", "ignore-hosts", "['*.corp.example']"},
-	} {
-		cmd := exec.Command(bin, append([]string{"set"}, args...)...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		if err != nil && strings.Contains(string(out), "No such schema") {
-			peertest.Missing(t, "the org.gnome.system.proxy schema (apt-get install -y gsettings-desktop-schemas)")
-		}
-		require.NoError(t, err, "%s", out)
-	}
-	var dialed []string
-	d := &Dialer{ignoreOS: true, getenv: func(string) string { return "" }, NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		dialed = append(dialed, addr)
-		var nd net.Dialer
-		return nd.DialContext(ctx, network, addr)
-	}}
-	d.hooks = &sysHooks{proxyLoopback: true, settings: func(ctx context.Context) (*systemSettings, error) { return gnomeSettings(ctx, bin, env) }}
-
-	dec, err := d.ProxyForURL(context.Background(), &url.URL{Scheme: "ws", Host: echo})
-	require.NoError(t, err)
-	require.Equal(t, SourceGNOME, dec.Source)
-	require.Equal(t, "http://"+proxy, dec.Proxies[0].String())
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := d.DialContext(ctx, "tcp", echo)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = c.Write([]byte("ping"))
-	require.NoError(t, err)
-	buf := make([]byte, 4)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	require.Equal(t, "ping", string(buf))
-	require.Equal(t, []string{proxy}, dialed, "through the proxy GNOME names")
-
-	dec, err = d.ProxyForURL(context.Background(), &url.URL{Scheme: "wss", Host: "build.corp.example"})
-	require.NoError(t, err)
-	require.True(t, dec.Direct(), dec.String())
 }
 
 // The whole Linux look-up on a KDE desktop: kioslaverc found under
@@ -144,7 +87,7 @@ func TestLinuxKDELookup(t *testing.T) {
 	env := map[string]string{"XDG_CURRENT_DESKTOP": "KDE", "XDG_CONFIG_HOME": dir, "HOME": "/nonexistent"}
 	s, err := linuxKDESettings(func(k string) string { return env[k] })
 	require.NoError(t, err)
-	require.Equal(t, SourceKDE, s.Source)
+	require.Equal(t, KDE, s.Source)
 	require.Equal(t, dir+"/kioslaverc", s.From)
 	require.Equal(t, "http://kde-proxy:3128", s.HTTP.String())
 

@@ -1,12 +1,9 @@
-package wsproxy
+package pac
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -21,56 +18,25 @@ import (
 // settings: the classic WPAD hijack. DHCP option 252 is not consulted.
 
 const (
-	// wpadCacheTTL is how long a found script, or the failure to find
+	// WPADCacheTTL is how long a found script, or the failure to find
 	// one, is remembered.
-	wpadCacheTTL     = 5 * time.Minute
-	wpadFailCacheTTL = time.Minute
-	// wpadProbeTimeout bounds each candidate's fetch.
-	wpadProbeTimeout = 2 * time.Second
+	WPADCacheTTL = 5 * time.Minute
+	WPADFailTTL  = time.Minute
+	// ProbeTimeout bounds each candidate's fetch.
+	ProbeTimeout = 2 * time.Second
 )
 
 type wpadResult struct {
-	script *pacScript
+	script *Script
 	url    string
 }
 
-var wpadCache = newOnceCache[*wpadResult](wpadCacheTTL, wpadFailCacheTTL)
-
-// wpadSearchDomains returns the machine's DNS domains, most specific
-// first. Per-OS files may replace it; the default reads /etc/resolv.conf
-// (domain and search lines) and the host name's domain part.
-var wpadSearchDomains = func() []string {
-	var out []string
-	if f, err := os.Open("/etc/resolv.conf"); err == nil {
-		out = append(out, resolvConfDomains(f)...)
-		f.Close()
-	}
-	if h, err := os.Hostname(); err == nil {
-		if _, dom, ok := strings.Cut(h, "."); ok {
-			out = append(out, dom)
-		}
-	}
-	return out
-}
-
-// resolvConfDomains reads the domain and search lines of a resolv.conf.
-func resolvConfDomains(f io.Reader) []string {
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 || (fields[0] != "domain" && fields[0] != "search") {
-			continue
-		}
-		out = append(out, fields[1:]...)
-	}
-	return out
-}
+var wpadResults = newOnceCache[cacheKey, *wpadResult](WPADCacheTTL, WPADFailTTL)
 
 // wpadCandidates lists the WPAD URLs to try for domains, in order, never
 // above a domain's registrable domain; domains that are a public suffix
 // themselves, or invalid, give none.
-func wpadCandidates(domains []string) []string {
+func Candidates(domains []string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, d := range domains {
@@ -97,22 +63,21 @@ func wpadCandidates(domains []string) []string {
 	return out
 }
 
-// wpad finds the WPAD script for this machine's domains, from the cache
-// when it can.
-func (d *Dialer) wpad(ctx context.Context) (*pacScript, string, error) {
-	domains := wpadSearchDomains
-	if d.hooks != nil && d.hooks.searchDomains != nil {
-		domains = d.hooks.searchDomains
-	}
-	cands := wpadCandidates(domains())
+// WPAD finds the WPAD script for domains (most specific first; see
+// Candidates), trying each candidate URL in turn within ProbeTimeout, and
+// returns the first that fetches and compiles, with its URL. Results,
+// failures included, are cached by candidate list and Fetcher settings
+// (WPADCacheTTL, WPADFailTTL).
+func (f Fetcher) WPAD(ctx context.Context, domains []string) (*Script, string, error) {
+	cands := Candidates(domains)
 	if len(cands) == 0 {
 		return nil, "", errors.New("no DNS search domain to look for a WPAD script in")
 	}
-	r, err := wpadCache.get(ctx, strings.Join(cands, " "), func(ctx context.Context) (*wpadResult, error) {
+	r, err := wpadResults.get(ctx, f.key(strings.Join(cands, " ")), func(ctx context.Context) (*wpadResult, error) {
 		var tried []string
 		for _, c := range cands {
-			pctx, cancel := context.WithTimeout(ctx, wpadProbeTimeout)
-			src, err := d.fetchPAC(pctx, c)
+			pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+			src, err := f.Fetch(pctx, c)
 			cancel()
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -121,7 +86,7 @@ func (d *Dialer) wpad(ctx context.Context) (*pacScript, string, error) {
 				tried = append(tried, fmt.Sprintf("%s: %v", c, err))
 				continue
 			}
-			s, err := compilePAC(c, src)
+			s, err := Compile(c, src)
 			if err != nil {
 				tried = append(tried, fmt.Sprintf("%s: %v", c, err))
 				continue

@@ -1,4 +1,4 @@
-package wsproxy
+package sysproxy
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ type settingsView struct {
 	Simple, Reversed  bool
 }
 
-func view(s *systemSettings) settingsView {
+func view(s *Settings) settingsView {
 	str := func(u *url.URL) string {
 		if u == nil {
 			return ""
@@ -60,7 +60,7 @@ func TestParseScutil(t *testing.T) {
 		t.Run(tc.file, func(t *testing.T) {
 			s, err := parseScutil(bytes.NewReader(fixture(t, tc.file)))
 			require.NoError(t, err)
-			require.Equal(t, SourceMacOS, s.Source)
+			require.Equal(t, MacOS, s.Source)
 			require.Equal(t, tc.want, view(s))
 		})
 	}
@@ -88,7 +88,7 @@ func TestParseKioslaverc(t *testing.T) {
 		t.Run(tc.file, func(t *testing.T) {
 			s, err := parseKioslaverc(bytes.NewReader(fixture(t, tc.file)), getenv)
 			require.NoError(t, err)
-			require.Equal(t, SourceKDE, s.Source)
+			require.Equal(t, KDE, s.Source)
 			require.Equal(t, tc.want, view(s))
 		})
 	}
@@ -168,7 +168,7 @@ func TestParseRegistry(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			s := parseRegistry(readRegFile(t, fixture(t, tc.file)))
-			require.Equal(t, SourceWindows, s.Source)
+			require.Equal(t, Windows, s.Source)
 			require.Equal(t, tc.want, view(s))
 		})
 	}
@@ -247,7 +247,7 @@ func TestBypassMatch(t *testing.T) {
 		{"::1", "::1", "", true},
 		{"", "x", "", false},
 	} {
-		require.Equal(t, tc.want, bypassMatch(tc.pattern, tc.host, tc.port), "%q vs %q:%q", tc.pattern, tc.host, tc.port)
+		require.Equal(t, tc.want, BypassMatch(tc.pattern, tc.host, tc.port), "%q vs %q:%q", tc.pattern, tc.host, tc.port)
 	}
 }
 
@@ -257,12 +257,12 @@ func TestDesktopKind(t *testing.T) {
 		current, session, kde string
 		want                  Source
 	}{
-		{"GNOME", "", "", SourceGNOME},
-		{"ubuntu:GNOME", "", "", SourceGNOME},
-		{"X-Cinnamon", "", "", SourceGNOME},
-		{"KDE", "", "", SourceKDE},
-		{"", "plasma", "", SourceKDE},
-		{"", "", "true", SourceKDE},
+		{"GNOME", "", "", GNOME},
+		{"ubuntu:GNOME", "", "", GNOME},
+		{"X-Cinnamon", "", "", GNOME},
+		{"KDE", "", "", KDE},
+		{"", "plasma", "", KDE},
+		{"", "", "true", KDE},
 		{"", "", "", ""},
 		{"sway", "", "", ""},
 	} {
