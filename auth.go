@@ -178,11 +178,11 @@ func (p *challengeParser) atParam() bool {
 func (p *challengeParser) param() (name, value string, err error) {
 	name = p.token()
 	if name == "" {
-		return "", "", fmt.Errorf("expected an auth-param name at offset %d", p.i)
+		return "", "", fmt.Errorf("at offset %d: expected a token68 or an auth-param (name=value), found %q", p.i, truncate(p.s[p.i:], 20))
 	}
 	p.skipOWS()
 	if p.eof() || p.s[p.i] != '=' {
-		return "", "", fmt.Errorf("expected '=' after %q", name)
+		return "", "", fmt.Errorf("at offset %d: expected '=' after %q", p.i, name)
 	}
 	p.i++
 	p.skipOWS()
@@ -599,9 +599,12 @@ func (a *authState) reset() {
 	a.scheme, a.session, a.realm, a.value, a.creds, a.src, a.speculative = nil, nil, "", "", nil, srcNone, false
 }
 
-// next prepares the answer to a 407 carrying challenges. sameConn reports
-// whether the answer must go on the connection that got the challenge.
-func (a *authState) next(ctx context.Context, challenges []Challenge) (sameConn bool, err error) {
+// next prepares the answer to a 407 carrying challenges. malformed is the
+// error from parsing the Proxy-Authenticate headers, if any: when no usable
+// challenge is left it is reported, saying what was received and why it
+// could not be used. sameConn reports whether the answer must go on the
+// connection that got the challenge.
+func (a *authState) next(ctx context.Context, challenges []Challenge, malformed error) (sameConn bool, err error) {
 	var refusal error
 	switch {
 	case a.session != nil:
@@ -631,8 +634,11 @@ func (a *authState) next(ctx context.Context, challenges []Challenge) (sameConn 
 		return false, a.rejected()
 	}
 	if len(challenges) == 0 {
-		if refusal != nil {
+		switch {
+		case refusal != nil:
 			return false, refusal
+		case malformed != nil:
+			return false, fmt.Errorf("%w: the proxy's challenge could not be used: %w", ErrProxyAuthRequired, malformed)
 		}
 		return false, fmt.Errorf("%w: the proxy sent 407 without a Proxy-Authenticate challenge", ErrProxyAuthRequired)
 	}
@@ -642,10 +648,14 @@ func (a *authState) next(ctx context.Context, challenges []Challenge) (sameConn 
 		if refusal != nil {
 			return false, refusal
 		}
-		if a.d.AuthSchemes != nil {
-			return false, fmt.Errorf("%w: no allowed scheme (allowed: %s; %s)", ErrProxyAuthRequired, schemeNames(schemes), describeChallenges(challenges))
+		unusable := ""
+		if malformed != nil {
+			unusable = "; could not use the rest: " + malformed.Error()
 		}
-		return false, fmt.Errorf("%w: no supported scheme (%s)", ErrProxyAuthRequired, describeChallenges(challenges))
+		if a.d.AuthSchemes != nil {
+			return false, fmt.Errorf("%w: no allowed scheme (allowed: %s; %s%s)", ErrProxyAuthRequired, schemeNames(schemes), describeChallenges(challenges), unusable)
+		}
+		return false, fmt.Errorf("%w: no supported scheme (%s%s)", ErrProxyAuthRequired, describeChallenges(challenges), unusable)
 	}
 	for _, o := range offers {
 		if ok, err := a.startFromCache(o); err != nil || ok {
