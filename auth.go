@@ -456,11 +456,8 @@ func (s credSource) String() string {
 	return "no source"
 }
 
-// authState carries the authentication of one dial through its 407 rounds.
-// Credentials are looked for in this order: the proxy URL's userinfo (when
-// present, the only source), the Dialer's cache for this proxy and realm,
-// Dialer.Credentials, the netrc file. Each source whose credentials the
-// proxy rejected is not asked again during the dial.
+// authState carries the authentication of one dial through its 407 rounds,
+// looking for credentials in the order documented on Dialer.Credentials.
 type authState struct {
 	d      *Dialer
 	proxy  *url.URL // with userinfo, as configured
@@ -483,7 +480,8 @@ type authState struct {
 // header returns the Proxy-Authorization value for the next CONNECT. On the
 // first request it is a preemptive answer: the next Digest nonce count (or
 // the Basic credentials) that worked at this proxy before, or else Basic
-// with the credentials in the proxy URL when Basic is allowed.
+// with the credentials in the proxy URL when AuthSchemes is Basic alone.
+// Nothing else goes before a challenge (see Dialer.Credentials).
 func (a *authState) header() string {
 	if !a.started {
 		a.started = true
@@ -531,15 +529,20 @@ func (a *authState) preempt() {
 			return
 		}
 	}
-	if a.proxy.User != nil {
-		if scheme := a.allowed("Basic"); scheme != nil {
-			a.creds = userinfoCredentials(a.proxy)
-			a.scheme, a.src, a.speculative = scheme, srcURL, true
-			a.session = &basicSession{value: basicValue(*a.creds), sent: true}
-			a.value = basicValue(*a.creds)
-			a.d.logf("auth: sending Basic credentials from the proxy URL preemptively")
-		}
+	if a.proxy.User != nil && a.basicOnly() {
+		a.creds = userinfoCredentials(a.proxy)
+		a.scheme, a.src, a.speculative = a.d.AuthSchemes[0], srcURL, true
+		a.session = &basicSession{value: basicValue(*a.creds), sent: true}
+		a.value = basicValue(*a.creds)
+		a.d.logf("auth: sending Basic credentials from the proxy URL preemptively (AuthSchemes allows Basic alone)")
 	}
+}
+
+// basicOnly reports whether the user restricted AuthSchemes to Basic
+// alone: only then may the proxy URL's password go as Basic before the
+// proxy offered Basic (the cleartext rule on Dialer.Credentials).
+func (a *authState) basicOnly() bool {
+	return len(a.d.AuthSchemes) == 1 && strings.EqualFold(a.d.AuthSchemes[0].Name(), "Basic")
 }
 
 // sent reports whether the last request carried credentials.
@@ -619,10 +622,10 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 				return false, fmt.Errorf("%s: %w", a.scheme.Name(), err)
 			}
 		}
-		if a.speculative && a.src == srcURL && (!ok || a.strongerThanBasic(challenges)) {
-			// Basic went first on a guess, and the proxy wants (or
-			// prefers) another scheme: answer that one with the same
-			// credentials before calling them refused.
+		if a.speculative && a.src == srcURL && !ok {
+			// Basic went first (AuthSchemes is Basic alone) and the proxy
+			// does not offer it: say so instead of calling the
+			// credentials refused.
 			a.d.logf("auth: the proxy did not take the Basic guess; choosing among its challenges")
 			a.reset()
 			break
@@ -696,13 +699,6 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 		return false, refusal
 	}
 	return false, fmt.Errorf("%w: no credentials (%s)", ErrProxyAuthRequired, describeChallenges(challenges))
-}
-
-// strongerThanBasic reports whether the proxy offers an allowed scheme
-// stronger than Basic.
-func (a *authState) strongerThanBasic(chs []Challenge) bool {
-	offers := chooseOffers(a.d.schemes(), chs)
-	return len(offers) > 0 && offers[0].strength > StrengthBasic
 }
 
 // sessionChallenge finds the challenge that continues the current session:
