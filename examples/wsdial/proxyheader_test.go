@@ -58,3 +58,33 @@ func TestProxyHeaderRefused(t *testing.T) {
 	}
 	require.Zero(t, p.Accepts(), "nothing is sent to the proxy")
 }
+
+// FuzzParseProxyHeader: whatever -proxy-header accepts can be written in a
+// CONNECT request as is (no CR, LF or NUL, a token name, none of the
+// refused headers) and parses back to itself.
+func FuzzParseProxyHeader(f *testing.F) {
+	for _, s := range []string{"X-Corp-Id: 42", "Connection: keep-alive", "Host: x", "Connection: close", "a:\r\nb: c", ": x", "X: \x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		name, value, err := parseProxyHeader(in)
+		if err != nil {
+			return
+		}
+		if strings.ContainsAny(name+value, "\r\n\x00") {
+			t.Fatalf("accepted control characters: %q: %q", name, value)
+		}
+		switch name {
+		case "Host", "Content-Length", "Transfer-Encoding":
+			t.Fatalf("accepted %s", name)
+		case "Connection":
+			if !strings.Contains(strings.ToLower(value), "keep-alive") {
+				t.Fatalf("accepted Connection: %q", value)
+			}
+		}
+		n2, v2, err := parseProxyHeader(name + ": " + value)
+		if err != nil || n2 != name || v2 != value {
+			t.Fatalf("%q: %q does not parse back: %q %q %v", name, value, n2, v2, err)
+		}
+	})
+}
