@@ -178,11 +178,11 @@ func (p *challengeParser) atParam() bool {
 func (p *challengeParser) param() (name, value string, err error) {
 	name = p.token()
 	if name == "" {
-		return "", "", fmt.Errorf("expected an auth-param name at offset %d", p.i)
+		return "", "", fmt.Errorf("at offset %d: expected a token68 or an auth-param (name=value), found %q", p.i, truncate(p.s[p.i:], 20))
 	}
 	p.skipOWS()
 	if p.eof() || p.s[p.i] != '=' {
-		return "", "", fmt.Errorf("expected '=' after %q", name)
+		return "", "", fmt.Errorf("at offset %d: expected '=' after %q", p.i, name)
 	}
 	p.i++
 	p.skipOWS()
@@ -456,11 +456,8 @@ func (s credSource) String() string {
 	return "no source"
 }
 
-// authState carries the authentication of one dial through its 407 rounds.
-// Credentials are looked for in this order: the proxy URL's userinfo (when
-// present, the only source), the Dialer's cache for this proxy and realm,
-// Dialer.Credentials, the netrc file. Each source whose credentials the
-// proxy rejected is not asked again during the dial.
+// authState carries the authentication of one dial through its 407 rounds,
+// looking for credentials in the order documented on Dialer.Credentials.
 type authState struct {
 	d      *Dialer
 	proxy  *url.URL // with userinfo, as configured
@@ -483,7 +480,8 @@ type authState struct {
 // header returns the Proxy-Authorization value for the next CONNECT. On the
 // first request it is a preemptive answer: the next Digest nonce count (or
 // the Basic credentials) that worked at this proxy before, or else Basic
-// with the credentials in the proxy URL when Basic is allowed.
+// with the credentials in the proxy URL when AuthSchemes is Basic alone.
+// Nothing else goes before a challenge (see Dialer.Credentials).
 func (a *authState) header() string {
 	if !a.started {
 		a.started = true
@@ -531,15 +529,20 @@ func (a *authState) preempt() {
 			return
 		}
 	}
-	if a.proxy.User != nil {
-		if scheme := a.allowed("Basic"); scheme != nil {
-			a.creds = userinfoCredentials(a.proxy)
-			a.scheme, a.src, a.speculative = scheme, srcURL, true
-			a.session = &basicSession{value: basicValue(*a.creds), sent: true}
-			a.value = basicValue(*a.creds)
-			a.d.logf("auth: sending Basic credentials from the proxy URL preemptively")
-		}
+	if a.proxy.User != nil && a.basicOnly() {
+		a.creds = userinfoCredentials(a.proxy)
+		a.scheme, a.src, a.speculative = a.d.AuthSchemes[0], srcURL, true
+		a.session = &basicSession{value: basicValue(*a.creds), sent: true}
+		a.value = basicValue(*a.creds)
+		a.d.logf("auth: sending Basic credentials from the proxy URL preemptively (AuthSchemes allows Basic alone)")
 	}
+}
+
+// basicOnly reports whether the user restricted AuthSchemes to Basic
+// alone: only then may the proxy URL's password go as Basic before the
+// proxy offered Basic (the cleartext rule on Dialer.Credentials).
+func (a *authState) basicOnly() bool {
+	return len(a.d.AuthSchemes) == 1 && strings.EqualFold(a.d.AuthSchemes[0].Name(), "Basic")
 }
 
 // sent reports whether the last request carried credentials.
@@ -599,9 +602,12 @@ func (a *authState) reset() {
 	a.scheme, a.session, a.realm, a.value, a.creds, a.src, a.speculative = nil, nil, "", "", nil, srcNone, false
 }
 
-// next prepares the answer to a 407 carrying challenges. sameConn reports
-// whether the answer must go on the connection that got the challenge.
-func (a *authState) next(ctx context.Context, challenges []Challenge) (sameConn bool, err error) {
+// next prepares the answer to a 407 carrying challenges. malformed is the
+// error from parsing the Proxy-Authenticate headers, if any: when no usable
+// challenge is left it is reported, saying what was received and why it
+// could not be used. sameConn reports whether the answer must go on the
+// connection that got the challenge.
+func (a *authState) next(ctx context.Context, challenges []Challenge, malformed error) (sameConn bool, err error) {
 	var refusal error
 	switch {
 	case a.session != nil:
@@ -616,10 +622,10 @@ func (a *authState) next(ctx context.Context, challenges []Challenge) (sameConn 
 				return false, fmt.Errorf("%s: %w", a.scheme.Name(), err)
 			}
 		}
-		if a.speculative && a.src == srcURL && (!ok || a.strongerThanBasic(challenges)) {
-			// Basic went first on a guess, and the proxy wants (or
-			// prefers) another scheme: answer that one with the same
-			// credentials before calling them refused.
+		if a.speculative && a.src == srcURL && !ok {
+			// Basic went first (AuthSchemes is Basic alone) and the proxy
+			// does not offer it: say so instead of calling the
+			// credentials refused.
 			a.d.logf("auth: the proxy did not take the Basic guess; choosing among its challenges")
 			a.reset()
 			break
@@ -631,8 +637,11 @@ func (a *authState) next(ctx context.Context, challenges []Challenge) (sameConn 
 		return false, a.rejected()
 	}
 	if len(challenges) == 0 {
-		if refusal != nil {
+		switch {
+		case refusal != nil:
 			return false, refusal
+		case malformed != nil:
+			return false, fmt.Errorf("%w: the proxy's challenge could not be used: %w", ErrProxyAuthRequired, malformed)
 		}
 		return false, fmt.Errorf("%w: the proxy sent 407 without a Proxy-Authenticate challenge", ErrProxyAuthRequired)
 	}
@@ -642,10 +651,14 @@ func (a *authState) next(ctx context.Context, challenges []Challenge) (sameConn 
 		if refusal != nil {
 			return false, refusal
 		}
-		if a.d.AuthSchemes != nil {
-			return false, fmt.Errorf("%w: no allowed scheme (allowed: %s; %s)", ErrProxyAuthRequired, schemeNames(schemes), describeChallenges(challenges))
+		unusable := ""
+		if malformed != nil {
+			unusable = "; could not use the rest: " + malformed.Error()
 		}
-		return false, fmt.Errorf("%w: no supported scheme (%s)", ErrProxyAuthRequired, describeChallenges(challenges))
+		if a.d.AuthSchemes != nil {
+			return false, fmt.Errorf("%w: no allowed scheme (allowed: %s; %s%s)", ErrProxyAuthRequired, schemeNames(schemes), describeChallenges(challenges), unusable)
+		}
+		return false, fmt.Errorf("%w: no supported scheme (%s%s)", ErrProxyAuthRequired, describeChallenges(challenges), unusable)
 	}
 	for _, o := range offers {
 		if ok, err := a.startFromCache(o); err != nil || ok {
@@ -686,13 +699,6 @@ func (a *authState) next(ctx context.Context, challenges []Challenge) (sameConn 
 		return false, refusal
 	}
 	return false, fmt.Errorf("%w: no credentials (%s)", ErrProxyAuthRequired, describeChallenges(challenges))
-}
-
-// strongerThanBasic reports whether the proxy offers an allowed scheme
-// stronger than Basic.
-func (a *authState) strongerThanBasic(chs []Challenge) bool {
-	offers := chooseOffers(a.d.schemes(), chs)
-	return len(offers) > 0 && offers[0].strength > StrengthBasic
 }
 
 // sessionChallenge finds the challenge that continues the current session:

@@ -45,7 +45,7 @@ func TestBasicAuthFlows(t *testing.T) {
 		schems []wsproxy.AuthScheme
 		want   result
 	}{
-		{name: "preemptive from URL", inURL: url.UserPassword("alice", testPassword),
+		{name: "URL credentials after the Basic challenge", inURL: url.UserPassword("alice", testPassword),
 			want: result{dials: 1}},
 		{name: "empty password in URL is still sent", cfg: proxytest.Config{Username: "alice", Password: ""}, inURL: url.User("alice"),
 			want: result{dials: 1}},
@@ -56,7 +56,7 @@ func TestBasicAuthFlows(t *testing.T) {
 		{name: "wrong password in URL", inURL: url.UserPassword("alice", "wrong"),
 			want: result{err: wsproxy.ErrProxyCredentialsRejected, status: 407, dials: 1}},
 		{name: "wrong password answered with 401 like tinyproxy", cfg: proxytest.Config{WrongPasswordStatus: 401, CloseAfter407: true}, inURL: url.UserPassword("alice", "wrong"),
-			want: result{err: wsproxy.ErrProxyCredentialsRejected, status: 401, dials: 1}},
+			want: result{err: wsproxy.ErrProxyCredentialsRejected, status: 401, dials: 2}},
 		{name: "wrong password from callback is not retried in a loop", cb: &wsproxy.Credentials{Username: "alice", Password: "wrong"},
 			want: result{err: wsproxy.ErrProxyCredentialsRejected, status: 407, dials: 1, callback: 1}},
 		{name: "no credentials", want: result{err: wsproxy.ErrProxyAuthRequired, status: 407, dials: 1}},

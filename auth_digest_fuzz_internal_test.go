@@ -124,7 +124,7 @@ func FuzzDigestRoundTrip(f *testing.F) {
 			if h := a.header(); h != "" {
 				t.Fatalf("preemptive answer %q with an empty cache", h)
 			}
-			_, err := a.next(context.Background(), chs)
+			_, err := a.next(context.Background(), chs, nil)
 			return a, err
 		}
 

@@ -203,9 +203,8 @@ func TestDigestWrongPassword(t *testing.T) {
 	assertNoSecrets(t, err.Error()+logs.String(), testPassword, "wrong-"+testPassword)
 }
 
-// Credentials in the proxy URL go preemptively as Basic; a Digest-only
-// proxy then gets Digest with the same credentials, and later dials send
-// Digest preemptively instead of the clear-text guess.
+// Credentials in the proxy URL answer a Digest-only proxy's challenge with
+// Digest, never Basic, and later dials send Digest preemptively.
 func TestURLCredentialsWithDigestProxy(t *testing.T) {
 	t.Parallel()
 	auth := &proxytest.Digest{Username: "alice", Password: testPassword, Realm: "corp"}
@@ -215,9 +214,9 @@ func TestURLCredentialsWithDigestProxy(t *testing.T) {
 	require.NoError(t, tunnel(t, d))
 	hs := authHeaders(p)
 	require.Len(t, hs, 3)
-	require.True(t, strings.HasPrefix(hs[0], "Basic "))
+	require.Empty(t, hs[0], "no password before the proxy asks")
 	require.True(t, strings.HasPrefix(hs[1], "Digest "))
-	require.True(t, strings.HasPrefix(hs[2], "Digest "), "no Basic once the proxy is known to want Digest")
+	require.True(t, strings.HasPrefix(hs[2], "Digest "), "later dials answer preemptively with Digest")
 
 	// Another user in the URL does not get alice's cached key.
 	d.Proxy = http.ProxyURL(p.URLWithUser("bob", "pw"))

@@ -19,8 +19,11 @@ import (
 // with a message saying so (NTLM cannot complete across connections).
 //
 // The user name may carry a domain as "DOMAIN\user" or "user@domain".
-// Proxies asking for NTLMv1 (the LM_KEY flag) or key exchange are refused
-// with an error. After a success the Dialer caches the credentials for the
+// Challenges offering NTLMSSP_NEGOTIATE_LM_KEY or key exchange are answered
+// with NTLMv2 responses without negotiating either, as Windows clients do;
+// LM and NTLMv1 responses are never sent. A challenge without the UNICODE
+// flag gets the names in OEM form (ASCII names only; others fail the dial
+// with an error saying so). After a success the Dialer caches the credentials for the
 // proxy (NTLM has no realm) so later dials skip the callback, but each dial
 // still runs the three legs: NTLM authenticates a connection, not a request.
 type NTLMAuth struct{}
@@ -63,7 +66,7 @@ func (s *ntlmSession) Answer(_ context.Context, ch Challenge) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("the proxy's challenge message is not base64: %w", err)
 		}
-		msg, err := ntlmssp.NewAuthenticateMessage(normalizeNTLMChallenge(challenge), s.creds.Username, s.creds.Password, nil)
+		msg, err := ntlmAuthenticateMessage(challenge, s.creds.Username, s.creds.Password)
 		if err != nil {
 			return "", fmt.Errorf("answer the proxy's challenge: %w", err)
 		}

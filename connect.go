@@ -36,6 +36,11 @@ const (
 	// maxDrainBody is how much of a 407 body is read to keep the connection
 	// for the next round; a larger body means a new connection.
 	maxDrainBody = 64 << 10
+
+	// refusalBodyWait is how long the body of a refusal that ends the
+	// exchange (any non-2xx answer but a keep-alive 407) is waited for
+	// beyond what has already arrived.
+	refusalBodyWait = 100 * time.Millisecond
 )
 
 // Errors a ProxyError can wrap. Test for them with errors.Is.
@@ -331,16 +336,18 @@ func (d *Dialer) connect(ctx context.Context, proxy *url.URL, target string) (_ 
 		}
 		req := connectRequest(target, d.userAgent(), d.ProxyConnectHeader, a.header())
 		d.traceRequest(req)
-		resp, body, reusable, err := pc.roundTrip(ctx, req)
+		resp, err := pc.roundTrip(ctx, req)
 		if err != nil {
 			return nil, fail(nil, nil, cause(err))
 		}
 		d.logf("<- %s %s", resp.Proto, resp.Status)
-		switch {
-		case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 			a.succeeded()
 			d.logf("tunnel to %s open", target)
 			return pc.tunnel(), nil
+		}
+		body, reusable := pc.readRefusal(ctx, resp)
+		switch {
 		case resp.StatusCode == http.StatusUnauthorized && a.sent():
 			// tinyproxy answers a wrong password with 401.
 			return nil, fail(resp, body, a.rejected())
@@ -352,9 +359,9 @@ func (d *Dialer) connect(ctx context.Context, proxy *url.URL, target string) (_ 
 		}
 		challenges, perr := ParseChallenges(resp.Header.Values("Proxy-Authenticate"))
 		if perr != nil {
-			d.logf("ignoring malformed challenge: %v", perr)
+			d.logf("auth: unusable challenge: %v", perr)
 		}
-		sameConn, err := a.next(ctx, challenges)
+		sameConn, err := a.next(ctx, challenges, perr)
 		if err != nil {
 			return nil, fail(resp, body, err)
 		}
@@ -371,10 +378,9 @@ func (d *Dialer) connect(ctx context.Context, proxy *url.URL, target string) (_ 
 	}
 }
 
-// roundTrip sends req and reads the response header; for a non-2xx answer
-// it also reads the body, keeping up to 1 KiB, and reports whether the
-// connection can carry another request. Cancelling ctx unblocks it at once.
-func (pc *proxyConn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, body []byte, reusable bool, err error) {
+// roundTrip sends req and reads the response header, skipping interim
+// answers. It does not touch the body. Cancelling ctx unblocks it at once.
+func (pc *proxyConn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, err error) {
 	restore := withDeadline(ctx, pc.conn, 0)
 	defer func() {
 		if cerr := restore(); cerr != nil && err == nil {
@@ -382,7 +388,7 @@ func (pc *proxyConn) roundTrip(ctx context.Context, req *http.Request) (resp *ht
 		}
 	}()
 	if err := writeConnect(pc.conn, req); err != nil {
-		return nil, nil, false, fmt.Errorf("send CONNECT: %w", err)
+		return nil, fmt.Errorf("send CONNECT: %w", err)
 	}
 	resp, err = pc.readResponse(req)
 	// Skip interim answers (100 Continue, 102 Processing) a proxy may send
@@ -391,13 +397,52 @@ func (pc *proxyConn) roundTrip(ctx context.Context, req *http.Request) (resp *ht
 		resp, err = pc.readResponse(req)
 	}
 	if err != nil {
-		return nil, nil, false, err
+		return nil, err
 	}
-	if resp.StatusCode/100 == 2 {
-		return resp, nil, false, nil
+	return resp, nil
+}
+
+// readRefusal reads the body of a non-2xx answer, keeping up to 1 KiB for
+// the error, and reports whether the connection can carry another CONNECT.
+// Only an answer that keeps the connection (a framed body and no
+// Connection: close) and that the caller will answer on it (a 407) is read
+// to its end, within ctx. Any other answer ends the exchange on this
+// connection, and a proxy may send Connection: close with no body length
+// and leave the socket open: of such a body only what has already arrived
+// is kept, waiting at most refusalBodyWait for more.
+func (pc *proxyConn) readRefusal(ctx context.Context, resp *http.Response) (body []byte, reusable bool) {
+	framed := resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0
+	if resp.StatusCode == http.StatusProxyAuthRequired && framed && !resp.Close {
+		restore := withDeadline(ctx, pc.conn, 0)
+		body, reusable = drainBody(resp)
+		if restore() != nil {
+			reusable = false
+		}
+		return body, reusable
 	}
-	body, reusable = drainBody(resp)
-	return resp, body, reusable, nil
+	deadline := time.Now().Add(refusalBodyWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = pc.conn.SetReadDeadline(deadline)
+	return skimBody(resp), false
+}
+
+// skimBody returns up to maxErrorBody bytes of resp's body, stopping at the
+// first read error (the deadline the caller set, or the end of the body).
+func skimBody(resp *http.Response) []byte {
+	if resp.Body == nil {
+		return nil
+	}
+	buf := make([]byte, 0, maxErrorBody)
+	for len(buf) < cap(buf) {
+		n, err := resp.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			break
+		}
+	}
+	return buf
 }
 
 // dialProxy opens a connection to the proxy, with TLS for https proxies.

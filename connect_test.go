@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -124,6 +125,7 @@ type faultCase struct {
 	name    string
 	script  func(net.Conn, string)
 	timeout time.Duration // Dialer.ConnectTimeout; 0 = 5 s
+	trace   string        // a line the Dialer's trace must contain
 	check   func(t *testing.T, conn net.Conn, err error)
 }
 
@@ -222,6 +224,36 @@ func TestConnectResponses(t *testing.T) {
 		}, check: wantProxyError(407, wsproxy.ErrProxyCredentialsRejected, "rejected")},
 		{name: "401 without credentials sent", script: answer("HTTP/1.0 401 Unauthorized\r\n\r\n"),
 			check: wantProxyError(401, nil, "401 Unauthorized")},
+		// A malformed challenge is reported with what was received and why
+		// it could not be used, not as a 407 without any challenge.
+		{name: "407 with a malformed challenge",
+			script: answer("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic \"oh please\"\r\nContent-Length: 0\r\n\r\n"),
+			check: func(t *testing.T, _ net.Conn, err error) {
+				wantProxyError(407, wsproxy.ErrProxyAuthRequired, `challenge could not be used: parse Proxy-Authenticate "Basic \"oh please\"": at offset 6: expected a token68 or an auth-param`)(t, nil, err)
+				require.NotContains(t, err.Error(), "without a Proxy-Authenticate challenge")
+			}},
+		{name: "407 with NTLM and a malformed Basic",
+			script: answer("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\nProxy-Authenticate: Basic realm=\"x\" junk\r\nContent-Length: 0\r\n\r\n"),
+			check:  wantProxyError(407, wsproxy.ErrProxyAuthRequired, `no supported scheme (offered: Negotiate; could not use the rest: parse Proxy-Authenticate "Basic realm=\"x\" junk"`)},
+	}
+	// A refusal with Connection: close and no body length, the socket left
+	// open: the Dialer reads what has arrived and fails at once with the
+	// status, and its trace shows the status line.
+	for _, status := range []string{"400 Bad Request", "403 Forbidden", "405 Method Not Allowed", "502 Bad Gateway", "407 Proxy Authentication Required"} {
+		code, _ := strconv.Atoi(status[:3])
+		cases = append(cases, faultCase{name: status + " with Connection: close, socket left open",
+			script: func(c net.Conn, _ string) {
+				_, _ = io.WriteString(c, "HTTP/1.1 "+status+"\r\nConnection: close\r\nContent-Type: text/html\r\n\r\n<h1>refused</h1>")
+				_, _ = io.Copy(io.Discard, c) // never closes
+			},
+			trace: "<- HTTP/1.1 " + status,
+			check: func(t *testing.T, _ net.Conn, err error) {
+				wantProxyError(code, nil, status)(t, nil, err)
+				require.NotErrorIs(t, err, context.DeadlineExceeded)
+				var pe *wsproxy.ProxyError
+				require.ErrorAs(t, err, &pe)
+				require.Equal(t, "<h1>refused</h1>", string(pe.Body), "what had arrived is kept")
+			}})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -230,15 +262,21 @@ func TestConnectResponses(t *testing.T) {
 			if tc.name == "407 forever" {
 				pu.User = url.UserPassword("alice", "pw")
 			}
-			d := &wsproxy.Dialer{Proxy: http.ProxyURL(pu), ConnectTimeout: tc.timeout}
+			logs := &logSink{}
+			d := &wsproxy.Dialer{Proxy: http.ProxyURL(pu), ConnectTimeout: tc.timeout, Logf: logs.Logf}
 			if d.ConnectTimeout == 0 {
 				d.ConnectTimeout = 5 * time.Second
 			}
+			start := time.Now()
 			c, err := d.DialContext(context.Background(), "tcp", "target.example:443")
+			t.Logf("%s: %v", tc.name, time.Since(start)) // speed is logged, not asserted
 			if c != nil {
 				defer c.Close()
 			}
 			tc.check(t, c, err)
+			if tc.trace != "" {
+				require.Contains(t, logs.String(), tc.trace)
+			}
 		})
 	}
 }

@@ -13,19 +13,9 @@ import (
 	"sync"
 )
 
-// Where proxy credentials come from, in order:
-//
-//  1. the proxy URL's userinfo (http://user:pass@proxy:3128). When present it
-//     is the only source: a proxy that refuses it fails the dial;
-//  2. the Dialer's cache of credentials that worked for this proxy and realm
-//     in an earlier dial (kept in memory on the Dialer, see ForgetCredentials);
-//  3. Dialer.Credentials, given the scheme, realm and proxy;
-//  4. a netrc file, when Dialer.UseNetrc is set (like curl's --netrc).
-//
-// Each source is asked at most once per scheme in a dial. Credentials the
-// proxy refuses are dropped from the cache and not sent again in that
-// dial; the next source is tried, and when none is left the dial fails with
-// ErrProxyCredentialsRejected.
+// The order of the credential sources and the cleartext rule are
+// documented once, on Dialer.Credentials; credentials() in auth.go follows
+// them.
 
 // maxCachedProxies bounds the cache; beyond it an arbitrary proxy is
 // forgotten.

@@ -48,8 +48,32 @@ type Dialer struct {
 	// answers 407, the proxy URL carries none and none cached for the
 	// proxy and realm worked. It returns nil (and a nil error) when it has
 	// none; an error aborts the dial. It may be called concurrently from
-	// several dials. Order of the sources: the proxy URL's userinfo, the
-	// cache (see ForgetCredentials), Credentials, the netrc file.
+	// several dials.
+	//
+	// Proxy credentials come from these sources, in order:
+	//
+	//  1. the proxy URL's userinfo (http://user:pass@proxy:3128). When
+	//     present it is the only source: a proxy that refuses it fails
+	//     the dial;
+	//  2. the Dialer's cache of what worked for this proxy and realm in an
+	//     earlier dial (in memory, see ForgetCredentials);
+	//  3. Credentials, given the scheme, realm and proxy;
+	//  4. a netrc file, when UseNetrc is set (like curl's --netrc).
+	//
+	// Each source is asked at most once per scheme in a dial. Credentials
+	// the proxy refuses are dropped from the cache and not sent again in
+	// that dial; the next source is tried, and when none is left the dial
+	// fails with ErrProxyCredentialsRejected.
+	//
+	// No password in cleartext before the proxy asks for Basic: a password
+	// is sent as Basic only after this proxy offered Basic, either in a
+	// 407 of this dial or in an earlier dial where Basic succeeded for this
+	// proxy and realm (later dials then send it with the first CONNECT and
+	// cost no extra round trip), or when AuthSchemes is BasicAuth alone,
+	// which sends the proxy URL's credentials with the first CONNECT. A
+	// proxy that offers only NTLM, Digest or Negotiate never sees the
+	// password in Basic form. A Proxy-Authorization in ProxyConnectHeader
+	// is the caller's own and is sent as is.
 	Credentials func(ctx context.Context, req *CredentialsRequest) (*Credentials, error)
 
 	// UseNetrc makes the Dialer look for proxy credentials in a netrc
@@ -66,8 +90,8 @@ type Dialer struct {
 	// When a proxy offers several, the strongest allowed one wins (see
 	// AuthScheme.Strength). Nil means DefaultAuthSchemes(): Digest, NTLM
 	// and Basic. Listing schemes restricts the Dialer to exactly those: it
-	// never falls back to another, and sends Basic preemptively only when
-	// Basic is listed.
+	// never falls back to another. When Basic is sent before a challenge
+	// is the cleartext rule on Credentials.
 	AuthSchemes []AuthScheme
 
 	// TLSClientConfig configures TLS to wss:// targets. ServerName defaults

@@ -50,13 +50,18 @@ func TestDialThroughProxy(t *testing.T) {
 			echoOnce(t, ctx, c, websocket.MessageText, []byte("hello"))
 			require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
 
-			// The proxy saw exactly one CONNECT with the explicit port, never a GET.
+			// The proxy saw CONNECT with the explicit port, never a GET:
+			// first without credentials, then (after its Basic challenge)
+			// with them.
 			reqs := p.Requests()
-			require.Len(t, reqs, 1)
-			require.Equal(t, http.MethodConnect, reqs[0].Method)
-			require.Equal(t, strings.TrimPrefix(srv.URL, "http"+map[bool]string{false: "", true: "s"}[useTLS]+"://"), reqs[0].Host)
-			require.Equal(t, "Keep-Alive", reqs[0].Header.Get("Proxy-Connection"))
-			require.Equal(t, "wsproxy", reqs[0].Header.Get("User-Agent"))
+			require.Len(t, reqs, 2)
+			require.Empty(t, reqs[0].Header.Get("Proxy-Authorization"), "no password before the proxy asks for Basic")
+			for _, r := range reqs {
+				require.Equal(t, http.MethodConnect, r.Method)
+				require.Equal(t, strings.TrimPrefix(srv.URL, "http"+map[bool]string{false: "", true: "s"}[useTLS]+"://"), r.Host)
+				require.Equal(t, "Keep-Alive", r.Header.Get("Proxy-Connection"))
+				require.Equal(t, "wsproxy", r.Header.Get("User-Agent"))
+			}
 
 			// The target saw the handshake with the user's header, and no
 			// proxy credentials.

@@ -40,6 +40,7 @@ func newDialer(o *options, stderr io.Writer) (_ *wsproxy.Dialer, err error) {
 			return creds, nil
 		}
 	}
+	d.ProxyConnectHeader = o.proxyHeaders
 	if d.AuthSchemes, err = authSchemes(o.proxyAuth); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/term"
 )
 
@@ -25,6 +26,7 @@ type options struct {
 	proxyPass    string
 	proxyAuth    string // "any", "basic", "digest" or "ntlm"
 	headers      http.Header
+	proxyHeaders http.Header // added to every CONNECT (Dialer.ProxyConnectHeader)
 	subprotocols []string
 	binary       bool
 	verbose      bool
@@ -46,11 +48,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{headers: http.Header{}}
 	fs := flag.NewFlagSet("wsdial", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var headers, protos listFlag
+	var headers, proxyHeaders, protos listFlag
 	fs.StringVar(&o.proxy, "proxy", "", "proxy URL (http://, https://, socks5://, socks5h://); \"direct\" for none; default: the environment, then the system settings")
 	fs.StringVar(&o.proxyUser, "proxy-user", "", "proxy credentials `user[:password]`; the password is asked for on a terminal when omitted")
 	fs.StringVar(&o.proxyAuth, "proxy-auth", "any", "proxy authentication scheme: basic, digest, ntlm, or any (the strongest the proxy offers; never falls back when one is named)")
 	fs.Var(&headers, "H", "extra handshake header `Name: value` (repeatable)")
+	fs.Var(&proxyHeaders, "proxy-header", "extra CONNECT request header `Name: value` for the proxy (repeatable; Host, Content-Length, Transfer-Encoding and Connection other than keep-alive are refused)")
 	fs.Var(&protos, "subprotocol", "WebSocket subprotocol to offer (repeatable)")
 	fs.BoolVar(&o.binary, "binary", false, "send input bytes as binary messages and write payloads unframed (a byte pipe)")
 	fs.BoolVar(&o.verbose, "v", false, "trace the proxy exchange on standard error (credentials redacted)")
@@ -95,6 +98,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 		o.headers.Add(textproto.TrimString(name), textproto.TrimString(value))
 	}
+	for _, h := range proxyHeaders {
+		name, value, err := parseProxyHeader(h)
+		if err != nil {
+			return nil, err
+		}
+		if o.proxyHeaders == nil {
+			o.proxyHeaders = http.Header{}
+		}
+		o.proxyHeaders.Add(name, value)
+	}
 	o.subprotocols = protos
 	if _, err := authSchemes(o.proxyAuth); err != nil {
 		return nil, err
@@ -116,6 +129,41 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 	}
 	return o, nil
+}
+
+// parseProxyHeader parses a -proxy-header value, "Name: value", for the
+// CONNECT request. It refuses what would break the exchange with the
+// proxy: a name or value HTTP does not allow (CR and LF above all), Host
+// (the Dialer writes the CONNECT authority), Content-Length and
+// Transfer-Encoding (a CONNECT has no body; the proxy would wait for one
+// or read the next request as one), and Connection with any token but
+// keep-alive (close would end the connection an NTLM handshake needs).
+// Errors quote only the header name, never a value, which may be a
+// credential.
+func parseProxyHeader(h string) (name, value string, err error) {
+	name, value, ok := strings.Cut(h, ":")
+	name, value = textproto.TrimString(name), textproto.TrimString(value)
+	if !ok || name == "" {
+		return "", "", errors.New("invalid -proxy-header (want \"Name: value\")")
+	}
+	if !httpguts.ValidHeaderFieldName(name) {
+		return "", "", fmt.Errorf("invalid -proxy-header name %q", name)
+	}
+	if !httpguts.ValidHeaderFieldValue(value) {
+		return "", "", fmt.Errorf("invalid -proxy-header value for %s (control characters such as CR or LF are not allowed)", name)
+	}
+	name = textproto.CanonicalMIMEHeaderKey(name)
+	switch name {
+	case "Host", "Content-Length", "Transfer-Encoding":
+		return "", "", fmt.Errorf("-proxy-header %s is refused: it would break the CONNECT exchange with the proxy", name)
+	case "Connection":
+		for _, tok := range strings.Split(value, ",") {
+			if !strings.EqualFold(textproto.TrimString(tok), "keep-alive") {
+				return "", "", errors.New("-proxy-header Connection is refused unless its value is keep-alive: other tokens would end or alter the connection the proxy authentication runs on")
+			}
+		}
+	}
+	return name, value, nil
 }
 
 // parseProxyFlag accepts a proxy URL, with http:// assumed when the scheme

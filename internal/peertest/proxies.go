@@ -37,6 +37,10 @@ const (
 	SquidBasic            // basic_ncsa_auth with an htpasswd file
 	SquidDigest           // digest_file_auth with a plain user:pass file
 	SquidNTLM             // ntlm_fake_auth (any password) plus Basic
+	// SquidSambaNTLM is NTLM verified by Samba's ntlm_auth through a
+	// running winbindd, which refuses wrong passwords; start it with
+	// StartSquidSambaNTLM.
+	SquidSambaNTLM
 )
 
 // Squid is a running squid instance.
@@ -66,6 +70,12 @@ func TinyproxyConfig(port int, user, pass string) string {
 // files the auth kind needs into dir, and returns the config's path. dir and
 // its parents must be readable by squid's "proxy" user.
 func WriteSquidFiles(dir string, port int, auth SquidAuth, user, pass string) (string, error) {
+	return writeSquidFiles(dir, port, auth, user, pass, "")
+}
+
+// writeSquidFiles is WriteSquidFiles; smbConf is the Samba configuration
+// ntlm_auth reads for SquidSambaNTLM.
+func writeSquidFiles(dir string, port int, auth SquidAuth, user, pass, smbConf string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "http_port 127.0.0.1:%d\nvisible_hostname squid-test\n", port)
 	fmt.Fprintf(&b, "pid_filename %[1]s/squid.pid\ncache_log %[1]s/cache.log\naccess_log stdio:%[1]s/access.log\ncoredump_dir %[1]s\n", dir)
@@ -94,6 +104,12 @@ func WriteSquidFiles(dir string, port int, auth SquidAuth, user, pass string) (s
 		}
 		b.WriteString("auth_param ntlm program /usr/lib/squid/ntlm_fake_auth\nauth_param ntlm children 2\n")
 		fmt.Fprintf(&b, "auth_param basic program /usr/lib/squid/basic_ncsa_auth %s/passwd\nauth_param basic realm squid-basic\n", dir)
+	case SquidSambaNTLM:
+		if smbConf == "" {
+			return "", fmt.Errorf("SquidSambaNTLM needs a running Samba: use StartSquidSambaNTLM")
+		}
+		fmt.Fprintf(&b, "auth_param ntlm program /usr/bin/ntlm_auth --helper-protocol=squid-2.5-ntlmssp --configfile=%s\n", smbConf)
+		b.WriteString("auth_param ntlm children 2\nauth_param ntlm keep_alive on\n")
 	}
 	if auth != SquidNoAuth {
 		b.WriteString("acl authed proxy_auth REQUIRED\nhttp_access deny !authed\n")
@@ -122,6 +138,11 @@ func ChownToProxyUser(dir string) {
 // they can.
 func StartSquid(t testing.TB, auth SquidAuth, user, pass string) *Squid {
 	t.Helper()
+	return startSquid(t, auth, user, pass, "")
+}
+
+func startSquid(t testing.TB, auth SquidAuth, user, pass, smbConf string) *Squid {
+	t.Helper()
 	bin := Require(t, "squid", "apt-get install -y squid")
 	dir, err := os.MkdirTemp("", "wsproxy-squid-")
 	if err != nil {
@@ -135,7 +156,7 @@ func StartSquid(t testing.TB, auth SquidAuth, user, pass string) *Squid {
 		Require(t, "htpasswd", "apt-get install -y apache2-utils")
 	}
 	port := FreePort(t)
-	conf, err := WriteSquidFiles(dir, port, auth, user, pass)
+	conf, err := writeSquidFiles(dir, port, auth, user, pass, smbConf)
 	if err != nil {
 		t.Fatalf("peertest: squid files: %v", err)
 	}
