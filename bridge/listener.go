@@ -128,7 +128,9 @@ func Listen(network, address string, opts *ListenerOptions) (*Listener, error) {
 }
 
 // NewListener wraps inner, which the Listener owns from now on (Close
-// closes it). opts may be nil. It fails only on an invalid FlashPolicy.
+// closes it). inner may be any net.Listener: TCP, a Unix socket from
+// ListenUnix, one inherited from systemd. opts may be nil. It fails only
+// on an invalid FlashPolicy.
 func NewListener(inner net.Listener, opts *ListenerOptions) (*Listener, error) {
 	var o ListenerOptions
 	if opts != nil {

@@ -407,3 +407,54 @@ func TestParseProxyProtocolVersion(t *testing.T) {
 	_, err := bridge.ParseProxyProtocolVersion("v3")
 	require.ErrorIs(t, err, bridge.ErrProxyProtocol)
 }
+
+// bufConn reads through a bufio.Reader that may hold bytes already.
+type bufConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (c bufConn) Read(p []byte) (int, error) { return c.br.Read(p) }
+
+// TestTargetProxyProtocolBeforeTLS: with TargetTLS the PROXY header comes
+// first, in clear, and the TLS handshake after it.
+func TestTargetProxyProtocolBeforeTLS(t *testing.T) {
+	t.Parallel()
+	cert := peertest.SelfSigned(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	got := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		h, err := proxyproto.Read(br)
+		if err != nil {
+			got <- "no header: " + err.Error()
+			return
+		}
+		got <- h.SourceAddr.String()
+		tc := tls.Server(bufConn{Conn: c, br: br}, &tls.Config{Certificates: []tls.Certificate{cert.TLS}})
+		_, _ = io.Copy(tc, tc)
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+
+	addr, _, _ := proxiedBridge(t, l.Addr().String(), bridge.ListenerOptions{}, func(h *bridge.Handler) {
+		h.TargetProxyProtocol = bridge.ProxyProtocolV1
+		h.TargetTLS = &tls.Config{RootCAs: cert.Pool}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := dialFrom(ctx, addr, "127.0.0.2", nil, nil)
+	require.NoError(t, err)
+	defer c.CloseNow()
+	echoCheck(t, ctx, c, "tls after the header")
+	assert.True(t, strings.HasPrefix(<-got, "127.0.0.2:"))
+	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
+}
