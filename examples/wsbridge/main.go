@@ -9,8 +9,8 @@
 // SIGINT and SIGTERM stop accepting connections and give open ones
 // ten seconds to finish before closing them with 1001 (a second signal
 // closes them at once). SIGHUP, like any change to the --cert/--key
-// files, reads the certificate again for new connections. docs/websockify-compat.md compares the options
-// with websockify's.
+// files, reads the certificate again for new connections.
+// docs/websockify-compat.md compares the options with websockify's.
 package main
 
 import (
