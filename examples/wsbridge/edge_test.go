@@ -236,3 +236,39 @@ func copyFile(t *testing.T, from, to string) {
 	require.NoError(t, os.WriteFile(to+".tmp", b, 0o600))
 	require.NoError(t, os.Rename(to+".tmp", to))
 }
+
+// TestForwardedHeadersCLI: --trusted-proxy believes the configured
+// forwarding header from trusted peers only, and --forwarded-header
+// Forwarded switches to RFC 7239's header (X-Forwarded-For is then
+// ignored).
+func TestForwardedHeadersCLI(t *testing.T) {
+	t.Parallel()
+	echo := peertest.EchoServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	connect := func(addr string, h http.Header) {
+		t.Helper()
+		c, _, err := websocket.Dial(ctx, "ws://"+addr+"/", &websocket.DialOptions{HTTPHeader: h})
+		require.NoError(t, err)
+		echoOnce(t, c, "hi")
+		require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
+	}
+	waitLog := func(logs *syncBuf, s string) {
+		t.Helper()
+		require.Eventually(t, func() bool { return strings.Contains(logs.String(), s) }, 5*time.Second, 20*time.Millisecond, s)
+	}
+	both := http.Header{"X-Forwarded-For": {"198.51.100.1, 203.0.113.9"}, "Forwarded": {`for="[2001:db8::9]:4711"`}}
+
+	addr, logs := startBridge(t, "--trusted-proxy", "127.0.0.1", echo)
+	connect(addr, both)
+	waitLog(logs, "remote=203.0.113.9 ")
+
+	addr, logs = startBridge(t, "--trusted-proxy", "127.0.0.1", "--forwarded-header", "Forwarded", echo)
+	connect(addr, both)
+	waitLog(logs, "remote=[2001:db8::9]:4711 ")
+
+	addr, logs = startBridge(t, "--trusted-proxy", "10.0.0.0/8", echo) // the client is not a trusted proxy
+	connect(addr, both)
+	waitLog(logs, "remote=127.0.0.1:")
+	assert.NotContains(t, logs.String(), "203.0.113.9")
+}
