@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,32 @@ type Handler struct {
 	// ServerName (the target's host when the config leaves it empty).
 	// Set InsecureSkipVerify in it for websockify's unverified behaviour.
 	TargetTLS *tls.Config
+	// TargetProxyProtocol, when ProxyProtocolV1 or ProxyProtocolV2, sends
+	// a PROXY protocol header with the client's real address (see
+	// ClientAddr) to the target right after dialling it, before any TLS,
+	// so a server behind the bridge that accepts PROXY headers (HAProxy's
+	// accept-proxy, nginx's proxy_protocol) sees who connected. A client
+	// whose IP is unknown (a Unix-socket client, an obfuscated Forwarded
+	// node) is sent "PROXY UNKNOWN" (v1) or a LOCAL header (v2). Zero
+	// sends nothing; other values fail every dial.
+	TargetProxyProtocol ProxyProtocolVersion
+
+	// TrustedProxies lists the proxies whose forwarding header
+	// (ClientAddrHeader) is believed; nil or empty believes none, so the
+	// client is the socket's peer (or the source of the PROXY header the
+	// Listener read). When the peer is trusted, the header's hops are
+	// walked from the right and the first untrusted one is the client
+	// (all trusted: the leftmost); clients of a Unix-socket listener
+	// count as trusted when the list is not empty. A malformed hop
+	// reached by the walk makes the client "unknown". See
+	// ParseTrustedProxies.
+	TrustedProxies []netip.Prefix
+	// ClientAddrHeader names the header the trusted proxies set: empty
+	// means X-Forwarded-For, HeaderForwarded selects RFC 7239's
+	// Forwarded (its for= parameters); any other name is read with
+	// X-Forwarded-For's grammar (comma-separated addresses). Only one
+	// header is read, because a client can send the other one itself.
+	ClientAddrHeader string
 
 	// AllowedOrigins lists the browser origins allowed besides the
 	// request's own host. Nil or empty means same-origin only: the Origin
@@ -137,7 +164,7 @@ type Handler struct {
 // ConnInfo describes a connection to OpenTap.
 type ConnInfo struct {
 	ID          uint64        // the connection's number in logs, from 1
-	Remote      string        // the client's address
+	Remote      string        // the client's real address (see ClientAddr)
 	Target      Target        // where the connection is relayed
 	Subprotocol string        // "binary", "base64" or "" (none offered)
 	Protocol    string        // "rfc6455", "hixie-75", "hixie-76"
@@ -175,19 +202,20 @@ func (h *Handler) dialTimeout() time.Duration {
 // refuse answers a request the bridge will not serve and logs why.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, msg string, err error) {
 	h.refused.Add(1)
-	h.logger().Warn("bridge: request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "status", status, "reason", err)
+	h.logger().Warn("bridge: request refused", "remote", remoteOf(r), "path", r.URL.Path, "status", status, "reason", err)
 	http.Error(w, msg, status)
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = h.withClientAddr(r)
 	if err := h.checkClientCert(r); err != nil {
 		h.refuse(w, r, http.StatusForbidden, "client certificate not allowed", err)
 		return
 	}
 	if h.BasicAuth != nil && !h.BasicAuth.check(r) {
 		h.refused.Add(1)
-		h.logger().Warn("bridge: request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "status", http.StatusUnauthorized, "reason", "basic auth failed")
+		h.logger().Warn("bridge: request refused", "remote", remoteOf(r), "path", r.URL.Path, "status", http.StatusUnauthorized, "reason", "basic auth failed")
 		h.BasicAuth.challenge(w)
 		return
 	}
@@ -238,7 +266,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	client, err := h.acceptClient(w, r)
 	if err != nil {
 		h.refused.Add(1)
-		h.logger().Warn("bridge: handshake failed", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+		h.logger().Warn("bridge: handshake failed", "remote", remoteOf(r), "path", r.URL.Path, "err", err)
 		return
 	}
 	served = h.serveConn(r, client, target)
@@ -254,7 +282,7 @@ func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) b
 	start := time.Now()
 	h.total.Add(1)
 	id := h.ids.Add(1)
-	log := h.logger().With("id", id, "remote", r.RemoteAddr, "target", target.String(),
+	log := h.logger().With("id", id, "remote", remoteOf(r), "target", target.String(),
 		"protocol", client.protocol(), "subprotocol", client.Subprotocol())
 
 	// The tap opens first, when the WebSocket has opened (as websockify
@@ -264,7 +292,7 @@ func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) b
 	var tap Tap
 	var tapCloser interface{ Close() error }
 	if h.OpenTap != nil {
-		t, err := h.OpenTap(ConnInfo{ID: id, Remote: r.RemoteAddr, Target: target,
+		t, err := h.OpenTap(ConnInfo{ID: id, Remote: remoteOf(r), Target: target,
 			Subprotocol: client.Subprotocol(), Protocol: client.protocol(), Request: r})
 		if err != nil {
 			log.Warn("bridge: tap failed, relaying without it", "err", err)
@@ -281,7 +309,7 @@ func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) b
 		}
 	}
 
-	tc, err := h.dialTarget(target)
+	tc, err := h.dialTarget(target, r)
 	if err != nil {
 		h.failed.Add(1)
 		client.closeWith(websocket.StatusInternalError, "target unreachable")
@@ -327,9 +355,10 @@ func (h *Handler) relayConn(id uint64, rl *relay, log *slog.Logger, start time.T
 	log.Log(context.Background(), level, "bridge: connection closed", attrs...)
 }
 
-// dialTarget connects to t, with TLS when TargetTLS is set, within
-// DialTimeout.
-func (h *Handler) dialTarget(t Target) (net.Conn, error) {
+// dialTarget connects to t, sends the PROXY header when
+// TargetProxyProtocol is set (r gives the addresses), then TLS when
+// TargetTLS is set, all within DialTimeout.
+func (h *Handler) dialTarget(t Target, r *http.Request) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.dialTimeout())
 	defer cancel()
 	dial := h.Dial
@@ -345,6 +374,10 @@ func (h *Handler) dialTarget(t Target) (net.Conn, error) {
 	// (accepted by http.Server) included; a custom Dial may not have.
 	if tcp, ok := c.(*net.TCPConn); ok {
 		_ = tcp.SetNoDelay(true)
+	}
+	if err := h.sendTargetProxyHeader(ctx, c, r); err != nil {
+		c.Close()
+		return nil, err
 	}
 	if h.TargetTLS == nil {
 		return c, nil

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"syscall"
 	"time"
@@ -59,10 +60,30 @@ type ListenerOptions struct {
 	// Logger receives one line per refused or failed connection; nil means
 	// slog.Default().
 	Logger *slog.Logger
+
+	// ProxyProtocol requires a PROXY protocol header (v1 or v2, as
+	// HAProxy's send-proxy and send-proxy-v2 write it) at the start of
+	// every connection, before TLS, Flash and HTTP are told apart, as
+	// nginx's "listen ... proxy_protocol" and HAProxy's accept-proxy do.
+	// Connections from outside TrustedProxies are closed before anything
+	// is read, whether or not they would send a header; a trusted peer
+	// that sends none, a bad one or a datagram one within PeekTimeout is
+	// closed too, each with a log line. The header's source and
+	// destination become the connection's RemoteAddr and LocalAddr (so
+	// http.Request.RemoteAddr is the client's); a LOCAL header (a
+	// proxy's health check) keeps the socket's. Peers of a Unix-socket
+	// listener are trusted: the socket file's permissions decide who
+	// connects.
+	ProxyProtocol bool
+	// TrustedProxies are the networks allowed to send PROXY headers; see
+	// ParseTrustedProxies. Empty with ProxyProtocol refuses every TCP
+	// connection.
+	TrustedProxies []netip.Prefix
 }
 
-// Listener serves TLS, plain HTTP and Flash policy requests on one port.
-// It peeks at the first bytes of each accepted connection without
+// Listener serves TLS, plain HTTP and Flash policy requests on one port,
+// optionally behind load balancers that send PROXY protocol headers
+// (ListenerOptions.ProxyProtocol, read first). It peeks at the first bytes of each accepted connection without
 // consuming them: a TLS hello becomes a *tls.Conn whose handshake is
 // already done (so http.Server sets Request.TLS), a Flash policy request
 // is answered and closed inside the Listener, and anything else is
@@ -107,7 +128,9 @@ func Listen(network, address string, opts *ListenerOptions) (*Listener, error) {
 }
 
 // NewListener wraps inner, which the Listener owns from now on (Close
-// closes it). opts may be nil. It fails only on an invalid FlashPolicy.
+// closes it). inner may be any net.Listener: TCP, a Unix socket from
+// ListenUnix, one inherited from systemd. opts may be nil. It fails only
+// on an invalid FlashPolicy.
 func NewListener(inner net.Listener, opts *ListenerOptions) (*Listener, error) {
 	var o ListenerOptions
 	if opts != nil {
@@ -243,6 +266,18 @@ func (l *Listener) classify(c net.Conn) {
 	stop := context.AfterFunc(l.ctx, func() { c.Close() })
 	remote := c.RemoteAddr().String()
 
+	if l.opts.ProxyProtocol {
+		proxied, err := l.readProxyHeader(c)
+		if err != nil {
+			if stop() {
+				l.log.Warn("bridge: connection refused", "remote", remote, "reason", err)
+				c.Close()
+			}
+			return
+		}
+		c = proxied
+		remote = c.RemoteAddr().String()
+	}
 	kind, peeked, err := l.peek(c)
 	if err != nil {
 		if stop() {
@@ -252,6 +287,10 @@ func (l *Listener) classify(c net.Conn) {
 		return
 	}
 	pc := &peekedConn{Conn: c, peeked: peeked}
+	if inner, ok := c.(*peekedConn); ok {
+		// Bytes read past a PROXY header: the peek consumed them first.
+		pc = &peekedConn{Conn: inner.Conn, peeked: append(peeked, inner.peeked...)}
+	}
 	switch {
 	case kind == kindPolicy && !l.opts.DisableFlashPolicy:
 		// Read the NUL that ends the request first: closing with unread

@@ -45,6 +45,7 @@ type options struct {
 	logFile string
 
 	legacy legacyOptions // legacy.go: sniffing, Flash policy, recording, daemon
+	edge   edgeOptions   // edge.go: PROXY protocol, trusted proxies, Unix listening
 }
 
 type listFlag []string
@@ -84,6 +85,7 @@ func (s secondsFlag) Set(v string) error {
 }
 
 const usage = `Usage: wsbridge [options] [source_addr:]source_port [target_addr:target_port]
+       wsbridge --unix-listen FILE [options] [[source_addr:]source_port] [target_addr:target_port]
 
 A WebSocket-to-TCP bridge compatible with websockify's command line.
 Browsers connect to ws://source/ (or wss:// with --cert) and the bridge
@@ -127,6 +129,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.verbose, "verbose", false, "same as -v")
 	fs.StringVar(&o.logFile, "log-file", "", "append logs to `file` instead of standard error")
 	o.legacy.register(fs)
+	o.edge.register(fs)
 	return fs
 }
 
@@ -159,14 +162,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 }
 
 func (o *options) finish(pos []string) error {
+	if !o.edge.takeSource(o, pos) {
+		pos = append([]string{""}, pos...) // --unix-listen only
+	}
 	if len(pos) == 0 {
 		return errors.New("missing source port")
 	}
-	listen, err := parseListen(pos[0])
-	if err != nil {
-		return err
+	if pos[0] != "" {
+		listen, err := parseListen(pos[0])
+		if err != nil {
+			return err
+		}
+		o.listen = listen
 	}
-	o.listen = listen
 	switch {
 	case len(pos) > 2:
 		return fmt.Errorf("too many arguments: %q", pos[2:])
@@ -207,6 +215,9 @@ func (o *options) finish(pos []string) error {
 	}
 	if (o.sslTargetInsecure || o.sslTargetCA != "") && !o.sslTarget {
 		return errors.New("--ssl-target-insecure and --ssl-target-ca need --ssl-target")
+	}
+	if err := o.edge.check(o); err != nil {
+		return err
 	}
 	return o.legacy.check(o)
 }

@@ -8,8 +8,9 @@
 //
 // SIGINT and SIGTERM stop accepting connections and give open ones
 // ten seconds to finish before closing them with 1001 (a second signal
-// closes them at once). docs/websockify-compat.md compares the options
-// with websockify's.
+// closes them at once). SIGHUP, like any change to the --cert/--key
+// files, reads the certificate again for new connections.
+// docs/websockify-compat.md compares the options with websockify's.
 package main
 
 import (
@@ -83,14 +84,18 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 		return err
 	}
 	h.OpenTap = o.legacy.openTap(stderr, log)
+	o.edge.apply(h)
 	lopts := &bridge.ListenerOptions{Logger: log}
 	o.legacy.listenerOptions(lopts)
 	if o.cert != "" {
-		if lopts.TLSConfig, err = serverTLS(o); err != nil {
+		var certs *bridge.CertReloader
+		if lopts.TLSConfig, certs, err = serverTLS(o, log); err != nil {
 			return err
 		}
+		waitCert := watchCert(ctx, certs, log)
+		defer func() { stopRun(); waitCert() }()
 	}
-	l, err := bridge.Listen("tcp", o.listen, lopts)
+	ls, err := o.edge.listen(o.listen, lopts)
 	o.legacy.ready(err)
 	if err != nil {
 		return err
@@ -100,12 +105,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("wsbridge: listening", "addr", l.Addr().String(), "target", describeTarget(o), "tls", o.cert != "", "web", o.web)
-	if ready != nil {
-		ready(l.Addr())
+	for _, l := range ls {
+		log.Info("wsbridge: listening", "addr", addrString(l.Addr()), "target", describeTarget(o), "tls", o.cert != "", "web", o.web,
+			"proxy_protocol", o.edge.proxyProtocol)
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(l) }()
+	if ready != nil {
+		ready(ls[0].Addr())
+	}
+	serveErrs := serveAll(srv, ls)
 
 	lifetime := make(chan string, 1)
 	if o.timeout > 0 || o.idleTimeout > 0 {
@@ -114,7 +121,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 
 	var reason string
 	select {
-	case err := <-serveErr:
+	case err := <-serveErrs:
+		_ = srv.Close()
+		for range len(ls) - 1 {
+			<-serveErrs
+		}
 		return err
 	case <-ctx.Done():
 	case reason = <-lifetime:
@@ -140,7 +151,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	if err := h.Shutdown(sctx); err != nil {
 		log.Info("wsbridge: closed connections still open at the deadline")
 	}
-	<-serveErr
+	for range ls {
+		<-serveErrs
+	}
 	log.Info("wsbridge: stopped", "stats", h.Stats().String())
 	return nil
 }
@@ -254,26 +267,22 @@ func tokenResolver(o *options, log *slog.Logger) (*bridge.TokenResolver, error) 
 }
 
 // serverTLS loads --cert/--key (the key may be in the certificate file,
-// as websockify allows) and --verify-client/--cafile.
-func serverTLS(o *options) (*tls.Config, error) {
-	key := o.key
-	if key == "" {
-		key = o.cert
-	}
-	cert, err := tls.LoadX509KeyPair(o.cert, key)
+// as websockify allows) into a reloader, and --verify-client/--cafile.
+func serverTLS(o *options, log *slog.Logger) (*tls.Config, *bridge.CertReloader, error) {
+	certs, err := bridge.NewCertReloader(o.cert, o.key, log)
 	if err != nil {
-		return nil, fmt.Errorf("--cert/--key: %w", err)
+		return nil, nil, fmt.Errorf("--cert/--key: %w", err)
 	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
 	if o.verify {
 		pool, err := loadPool(o.caFile)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	return cfg, nil
+	return cfg, certs, nil
 }
 
 func loadPool(file string) (*x509.CertPool, error) {
