@@ -19,7 +19,7 @@ func (h *Handler) Stats() Stats {
 	s := Stats{
 		Open:     h.open.Load(),
 		Total:    h.total.Load(),
-		Refused:  h.refused.Load(),
+		Refused:  h.refused.sum(),
 		Failed:   h.failed.Load(),
 		BytesIn:  h.bytesIn.Load(),
 		BytesOut: h.bytesOut.Load(),
