@@ -124,8 +124,13 @@ func TestMetricsAgreeWithStats(t *testing.T) {
 	require.NoError(t, conns[0].Close(websocket.StatusNormalClosure, "done"))
 	require.NoError(t, conns[1].Close(4001, "application code"))
 
+	text := dial(t, url+"/ok", nil) // a text message in binary mode: the bridge closes with 1003
+	require.NoError(t, text.Write(context.Background(), websocket.MessageText, []byte("not binary")))
+	_, _, err := text.Read(context.Background())
+	assert.Equal(t, websocket.StatusUnsupportedData, websocket.CloseStatus(err))
+
 	c := dial(t, url+"/down", nil)
-	_, _, err := c.Read(context.Background())
+	_, _, err = c.Read(context.Background())
 	assert.Equal(t, websocket.StatusInternalError, websocket.CloseStatus(err))
 	status, _ := dialStatus(t, url+"/nope", nil)
 	assert.Equal(t, http.StatusNotFound, status)
@@ -140,7 +145,10 @@ func TestMetricsAgreeWithStats(t *testing.T) {
 		s := h.Stats()
 		return s.Open == 1 && s.BytesIn == int64(sent) && s.BytesOut == int64(sent)
 	}, 5*time.Second, 5*time.Millisecond, "stats: %+v", h.Stats())
-	require.Eventually(t, func() bool { return scrape(t, reg).value("wsbridge_closes_total", "code", "4001") == 1 },
+	require.Eventually(t, func() bool {
+		g := scrape(t, reg)
+		return g.value("wsbridge_closes_total", "code", "4001") == 1 && g.value("wsbridge_closes_total", "code", "1003") == 1
+	},
 		5*time.Second, 5*time.Millisecond)
 
 	s := h.Stats()
@@ -149,7 +157,7 @@ func TestMetricsAgreeWithStats(t *testing.T) {
 	assert.Equal(t, float64(sent), g.value("wsbridge_bytes_total", "direction", "to_target"))
 	assert.Equal(t, float64(sent), g.value("wsbridge_bytes_total", "direction", "to_client"))
 	assert.Equal(t, float64(s.BytesIn), g.value("wsbridge_bytes_total", "direction", "to_target"))
-	assert.Equal(t, 3.0, g.value("wsbridge_connections_total", "result", "ok"))
+	assert.Equal(t, 4.0, g.value("wsbridge_connections_total", "result", "ok"))
 	assert.Equal(t, 1.0, g.value("wsbridge_connections_total", "result", "failed", "reason", "dial"))
 	assert.Equal(t, 1.0, g.value("wsbridge_connections_total", "result", "refused", "reason", "unknown_token"))
 	assert.Equal(t, 1.0, g.value("wsbridge_connections_total", "result", "refused", "reason", "origin"))
@@ -158,8 +166,8 @@ func TestMetricsAgreeWithStats(t *testing.T) {
 	assert.Equal(t, float64(s.Total), g.value("wsbridge_connections_total", "result", "ok")+g.value("wsbridge_connections_total", "result", "failed"))
 	assert.Equal(t, 1.0, g.value("wsbridge_closes_total", "code", "1000"))
 	assert.Equal(t, 1.0, g.value("wsbridge_closes_total", "code", "1011"))
-	assert.Equal(t, 4.0, g.value("wsbridge_target_dial_seconds"), "every dial, the failed one too")
-	assert.Equal(t, 2.0, g.value("wsbridge_connection_duration_seconds"), "ended relays")
+	assert.Equal(t, 5.0, g.value("wsbridge_target_dial_seconds"), "every dial, the failed one too")
+	assert.Equal(t, 3.0, g.value("wsbridge_connection_duration_seconds"), "ended relays")
 	assert.Equal(t, 0.0, g.value("wsbridge_draining"))
 	for name, mf := range g {
 		for _, m := range mf.GetMetric() {

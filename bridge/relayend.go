@@ -26,6 +26,16 @@ type closeFrame struct {
 	reason string
 }
 
+// protocolError is a client's protocol violation that the adapter has
+// answered with a close code (1003 text in binary mode, 1007 bad base64).
+type protocolError struct {
+	closeFrame
+	err error
+}
+
+func (e *protocolError) Error() string { return e.err.Error() }
+func (e *protocolError) Unwrap() error { return e.err }
+
 // abortCause is why abort ended a relay from outside (idle timeout, dead
 // peer, shutdown): the code sent to the client (0: dropped without a
 // closing handshake), its reason, and an error for the log.
@@ -95,8 +105,8 @@ type endDecision struct {
 //     bounded writes so it can be drained after a clean close.
 //   - target, any other error: 1011 "target connection failed", both closed.
 //
-// A close frame from the client gives the code when the client ended the
-// connection. An abort overrides all of it: the bridge ended it with the
+// When the client ended the connection, the code is the one its close
+// frame gave, or the one the adapter sent for a protocol violation. An abort overrides all of it: the bridge ended it with the
 // abort's code, and the target is not drained (abort closed it).
 func decideEnd(in endInput) endDecision {
 	d := firstReaction(in.first)
@@ -123,8 +133,13 @@ func decideEnd(in endInput) endDecision {
 			d.err = second.err
 		}
 	}
-	if in.received != nil && d.endedBy == endClient {
+	var violation *protocolError
+	switch {
+	case d.endedBy != endClient:
+	case in.received != nil:
 		d.close = *in.received
+	case errors.As(d.err, &violation):
+		d.close = violation.closeFrame // the code the adapter sent
 	}
 	if in.abort != nil {
 		d.endedBy, d.close, d.err = endBridge, in.abort.closeFrame, in.abort.err

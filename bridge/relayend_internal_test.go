@@ -26,7 +26,8 @@ func TestDecideEnd(t *testing.T) {
 	reset := errors.New("connection reset by peer")
 	targetWrite := wrap(errTargetWrite, reset)
 	clientWrite := wrap(errClientWrite, io.ErrClosedPipe)
-	violation := errors.New("bridge: client sent invalid base64")
+	violation := &protocolError{closeFrame{websocket.StatusInvalidFramePayloadData, "invalid base64"},
+		errors.New("bridge: client sent invalid base64")}
 	clientEOF := halfResult{fromClient: true, eof: true}
 	targetEOF := halfResult{eof: true}
 	bye := &closeFrame{websocket.StatusNormalClosure, "bye"}
@@ -59,6 +60,12 @@ func TestDecideEnd(t *testing.T) {
 		want: endDecision{target: targetClose, endedBy: endClient, status: websocket.StatusAbnormalClosure,
 			err: io.ErrUnexpectedEOF, level: slog.LevelInfo},
 	}, {
+		name:  "client breaks the protocol: the code the adapter sent",
+		in:    endInput{first: halfResult{fromClient: true, err: violation}, second: &halfResult{err: reset}},
+		first: endDecision{target: targetClose},
+		want: endDecision{target: targetClose, endedBy: endClient, close: violation.closeFrame,
+			status: websocket.StatusInvalidFramePayloadData, err: violation, level: slog.LevelInfo},
+	}, {
 		name:  "target closes, client answers the close: 1000 target closed, target's write side shut",
 		in:    endInput{first: targetEOF, second: &clientEOF, received: bye},
 		first: endDecision{send: targetClosed, target: targetKeep},
@@ -80,8 +87,8 @@ func TestDecideEnd(t *testing.T) {
 		name:  "write to the client fails after a protocol violation: the violation is the cause",
 		in:    endInput{first: halfResult{err: clientWrite}, second: &halfResult{fromClient: true, err: violation}},
 		first: endDecision{target: targetBoundWrites},
-		want: endDecision{target: targetBoundWrites, endedBy: endClient, status: websocket.StatusAbnormalClosure,
-			err: violation, level: slog.LevelInfo},
+		want: endDecision{target: targetBoundWrites, endedBy: endClient, close: violation.closeFrame,
+			status: websocket.StatusInvalidFramePayloadData, err: violation, level: slog.LevelInfo},
 	}, {
 		name:  "write to the client fails, then the target write too: the client write stays the cause",
 		in:    endInput{first: halfResult{err: clientWrite}, second: &halfResult{fromClient: true, err: targetWrite}},
