@@ -8,7 +8,7 @@ import "strconv"
 type Stats struct {
 	Open     int64  // connections being served now (handshake, dial or relay)
 	Total    uint64 // connections accepted (WebSocket opened) since start
-	Refused  uint64 // requests refused before the handshake (auth, origin, limits, unknown targets)
+	Refused  uint64 // requests refused before the relay (auth, origin, limits, draining, unknown targets, failed handshakes); by reason in Collector
 	Failed   uint64 // connections whose target could not be dialed
 	BytesIn  int64  // payload bytes from clients to targets, open connections included
 	BytesOut int64  // payload bytes from targets to clients, open connections included
