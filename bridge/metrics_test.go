@@ -2,7 +2,6 @@ package bridge_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -266,7 +265,7 @@ func TestDrainAndHealth(t *testing.T) {
 		}
 		return resp != nil && resp.StatusCode == http.StatusServiceUnavailable
 	}, 5*time.Second, 5*time.Millisecond)
-	assert.True(t, errors.Is(<-done, context.DeadlineExceeded))
+	assert.ErrorIs(t, <-done, context.DeadlineExceeded)
 	_, _, err := open.Read(context.Background())
 	assert.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(err))
 	g := scrape(t, reg)
