@@ -41,6 +41,9 @@
 // # Lifecycle
 //
 // Each connection logs one line when it ends (see Handler.Logger) and is
-// counted in Stats. Shutdown refuses new connections and waits for open
-// ones, then closes the rest with 1001.
+// counted in Stats and in the Prometheus metrics of Handler.Collector.
+// Handler.HealthHandler answers /healthz and /readyz for load balancers.
+// Drain turns /readyz to 503 while connections are still served, so a
+// load balancer stops sending new ones; Shutdown refuses new connections
+// and waits for open ones, then closes the rest with 1001.
 package bridge

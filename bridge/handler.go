@@ -150,7 +150,7 @@ type Handler struct {
 	ids       atomic.Uint64
 	open      atomic.Int64
 	total     atomic.Uint64
-	refused   atomic.Uint64
+	refused   refusals // by reason (metrics.go)
 	failed    atomic.Uint64
 	bytesIn   atomic.Int64 // finished connections only; live ones are added in Stats
 	bytesOut  atomic.Int64
@@ -159,6 +159,8 @@ type Handler struct {
 	shutdown  bool // no new connections
 	forced    bool // Shutdown's deadline passed: close every connection
 	connsDone sync.WaitGroup
+	draining  atomic.Bool // Drain or Shutdown called: not ready (drain.go)
+	metrics   connMetrics // histograms and close codes (metrics.go)
 }
 
 // ConnInfo describes a connection to OpenTap.
@@ -200,8 +202,8 @@ func (h *Handler) dialTimeout() time.Duration {
 }
 
 // refuse answers a request the bridge will not serve and logs why.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, msg string, err error) {
-	h.refused.Add(1)
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, why refuseReason, status int, msg string, err error) {
+	h.refused.add(why)
 	h.logger().Warn("bridge: request refused", "remote", remoteOf(r), "path", r.URL.Path, "status", status, "reason", err)
 	http.Error(w, msg, status)
 }
@@ -210,11 +212,11 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, msg
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = h.withClientAddr(r)
 	if err := h.checkClientCert(r); err != nil {
-		h.refuse(w, r, http.StatusForbidden, "client certificate not allowed", err)
+		h.refuse(w, r, reasonClientCert, http.StatusForbidden, "client certificate not allowed", err)
 		return
 	}
 	if h.BasicAuth != nil && !h.BasicAuth.check(r) {
-		h.refused.Add(1)
+		h.refused.add(reasonAuth)
 		h.logger().Warn("bridge: request refused", "remote", remoteOf(r), "path", r.URL.Path, "status", http.StatusUnauthorized, "reason", "basic auth failed")
 		h.BasicAuth.challenge(w)
 		return
@@ -229,16 +231,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.checkOrigin(r); err != nil {
-		h.refuse(w, r, http.StatusForbidden, "origin not allowed", err)
+		h.refuse(w, r, reasonOrigin, http.StatusForbidden, "origin not allowed", err)
 		return
 	}
 	if h.Resolver == nil {
-		h.refuse(w, r, http.StatusInternalServerError, "no target configured", errors.New("Handler.Resolver is nil"))
+		h.refuse(w, r, reasonConfig, http.StatusInternalServerError, "no target configured", errors.New("Handler.Resolver is nil"))
 		return
 	}
-	if !h.reserve() {
+	if why, ok := h.reserve(); !ok {
 		w.Header().Set("Retry-After", "5")
-		h.refuse(w, r, http.StatusServiceUnavailable, "too many connections or shutting down", errors.New("connection limit reached or shutting down"))
+		h.refuse(w, r, why, http.StatusServiceUnavailable, "too many connections or shutting down", errors.New("connection limit reached or shutting down"))
 		return
 	}
 	served := false
@@ -250,22 +252,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	target, err := h.Resolver.Resolve(r.Context(), r)
 	if err != nil {
-		status, msg := http.StatusBadGateway, "target lookup failed"
+		why, status, msg := reasonLookup, http.StatusBadGateway, "target lookup failed"
 		switch {
 		case errors.Is(err, ErrNoToken):
-			status, msg = http.StatusNotFound, "no token"
+			why, status, msg = reasonNoToken, http.StatusNotFound, "no token"
 		case errors.Is(err, ErrUnknownToken):
-			status, msg = http.StatusNotFound, "unknown token"
+			why, status, msg = reasonUnknownToken, http.StatusNotFound, "unknown token"
 		case errors.Is(err, ErrTargetNotAllowed):
-			status, msg = http.StatusForbidden, "target not allowed"
+			why, status, msg = reasonTargetNotAllowed, http.StatusForbidden, "target not allowed"
 		}
-		h.refuse(w, r, status, msg, err)
+		h.refuse(w, r, why, status, msg, err)
 		return
 	}
 
 	client, err := h.acceptClient(w, r)
 	if err != nil {
-		h.refused.Add(1)
+		h.refused.add(reasonHandshake)
 		h.logger().Warn("bridge: handshake failed", "remote", remoteOf(r), "path", r.URL.Path, "err", err)
 		return
 	}
@@ -309,9 +311,12 @@ func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) b
 		}
 	}
 
+	dialStart := time.Now()
 	tc, err := h.dialTarget(target, r)
+	h.metrics.observeDial(time.Since(dialStart))
 	if err != nil {
 		h.failed.Add(1)
+		h.metrics.countClose(websocket.StatusInternalError)
 		client.closeWith(websocket.StatusInternalError, "target unreachable")
 		log.Warn("bridge: target dial failed", "err", err, "close_code", int(websocket.StatusInternalError),
 			"close_reason", "target unreachable", "duration", time.Since(start))
@@ -319,6 +324,7 @@ func (h *Handler) serveConn(r *http.Request, client clientConn, target Target) b
 		return false
 	}
 
+	h.metrics.relayed.Add(1)
 	rl := &relay{client: client, target: tc, bufSize: h.bufferSize(), tap: tap}
 	if !h.track(id, rl) {
 		// Shutdown's deadline passed between reserve and now.
@@ -339,20 +345,18 @@ func (h *Handler) relayConn(id uint64, rl *relay, log *slog.Logger, start time.T
 	w := h.watch(rl)
 	res := rl.run()
 	w.stop()
+	h.metrics.countClose(res.status)
+	h.metrics.observeDuration(time.Since(start))
 
 	attrs := []any{"from_client", res.fromClient, "to_client", res.toClient,
 		"duration", time.Since(start), "ended_by", res.endedBy}
-	if res.code != 0 {
-		attrs = append(attrs, "close_code", int(res.code), "close_reason", res.reason)
+	if res.close.code != 0 {
+		attrs = append(attrs, "close_code", int(res.close.code), "close_reason", res.close.reason)
 	}
-	level := slog.LevelInfo
 	if res.err != nil {
 		attrs = append(attrs, "err", res.err)
-		if res.endedBy != endClient {
-			level = slog.LevelWarn
-		}
 	}
-	log.Log(context.Background(), level, "bridge: connection closed", attrs...)
+	log.Log(context.Background(), res.level, "bridge: connection closed", attrs...)
 }
 
 // dialTarget connects to t, sends the PROXY header when

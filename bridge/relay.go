@@ -42,7 +42,7 @@ type clientConn interface {
 
 // pinger is implemented by adapters whose protocol has pings (RFC 6455):
 // ping sends one and returns when the answer arrives, or with an error
-// when ctx ends first. The heartbeat uses it to find dead peers.
+// when timeout passes first (or the connection closes). The heartbeat uses it to find dead peers.
 type pinger interface {
 	ping(timeout time.Duration) error
 }
@@ -77,23 +77,22 @@ const (
 	endBridge = "bridge" // idle timeout, heartbeat, shutdown
 )
 
-// relayResult is what a finished relay reports.
+// relayResult is what a finished relay reports: how it ended (decided by
+// decideEnd) and the bytes moved each way.
 type relayResult struct {
+	endDecision
 	fromClient, toClient int64
-	endedBy              string
-	code                 websocket.StatusCode
-	reason               string
-	err                  error // the error that ended it, if not a clean close
 }
 
 // relay copies bytes between client and target until one side ends,
-// then ends the other: target EOF closes the client with 1000 "target
-// closed" after everything the target sent was written; client close
-// shuts the target's write side after everything the client sent was
-// written, then closes the target. activity is stored (UnixNano) on every
-// payload for the idle timeout; the counters are updated as bytes move so
-// Stats sees live figures. abort, set by the watchdog or Shutdown, wins
-// over what the relay would have reported.
+// then ends the other as decideEnd says (target EOF: the client is closed
+// with 1000 "target closed" after everything the target sent was
+// written; client close: run shuts the target's write side, through
+// drainTarget, after everything the client sent was written). activity
+// is stored (UnixNano) on every payload for the idle timeout; the
+// counters are updated as bytes move so Stats sees live figures. abort,
+// called by the watchdog or Shutdown, wins over what the relay would have
+// reported.
 type relay struct {
 	client  clientConn
 	target  net.Conn
@@ -107,17 +106,14 @@ type relay struct {
 	// unread too (see watchdog.heartbeat).
 	writingTarget atomic.Bool
 
-	// The end of the relay: the half that finishes first decides what
-	// happens to the other (see react); run reads these once both ended.
+	// The end of the relay: the half that finishes first is acted on at
+	// once (see react); run decides the rest once both ended.
 	firstEnded    atomic.Bool
 	first, second halfResult
-	res           relayResult
 
 	abortOnce sync.Once
 	aborted   atomic.Bool
-	abortCode websocket.StatusCode
-	abortWhy  string
-	abortErr  error
+	abortWhy  abortCause // written once, before aborted is set
 }
 
 // abort ends the relay from outside (idle timeout, dead peer, shutdown).
@@ -125,7 +121,7 @@ type relay struct {
 // abort waits (boundedly) for the client to answer the close.
 func (r *relay) abort(code websocket.StatusCode, reason string, err error) {
 	r.abortOnce.Do(func() {
-		r.abortCode, r.abortWhy, r.abortErr = code, reason, err
+		r.abortWhy = abortCause{closeFrame{code, reason}, err}
 		r.aborted.Store(true)
 		// Closing the client first sends our code; its reader then ends,
 		// and run closes the target.
@@ -140,9 +136,10 @@ type halfResult struct {
 	err        error
 }
 
-// run relays until both directions have ended. The client-to-target
-// direction runs on the caller's goroutine and the other on one more, so
-// a connection costs two goroutines.
+// run relays until both directions have ended, then finishes the target
+// as decideEnd says and reports. The client-to-target direction runs on
+// the caller's goroutine and the other on one more, so a connection costs
+// two goroutines.
 func (r *relay) run() relayResult {
 	r.activity.Store(time.Now().UnixNano())
 	done := make(chan struct{})
@@ -153,34 +150,22 @@ func (r *relay) run() relayResult {
 	r.halfDone(r.clientToTarget())
 	<-done
 
-	if (r.first.fromClient && r.first.eof || r.second.fromClient && r.second.eof) && !r.aborted.Load() {
-		drainTarget(r.target) // the client closed cleanly
+	in := endInput{first: r.first, second: &r.second}
+	if r.aborted.Load() {
+		in.abort = &r.abortWhy
+	}
+	if rc, ok := r.client.(receivedCloser); ok {
+		if code, reason, ok := rc.receivedClose(); ok {
+			in.received = &closeFrame{code, reason}
+		}
+	}
+	d := decideEnd(in)
+	if d.shutTargetWrite {
+		drainTarget(r.target)
 	}
 	r.target.Close()
 	r.client.closeWith(0, "")
-	res := r.res
-	if errors.Is(res.err, errClientWrite) && r.second.fromClient && r.second.eof {
-		// The write failed because the client's clean close, read by the
-		// other direction, closed the connection under it.
-		res.err = nil
-	}
-	if errors.Is(res.err, errClientWrite) && r.second.fromClient && r.second.err != nil &&
-		!errors.Is(r.second.err, errTargetWrite) {
-		// The client adapter closed the connection on a protocol
-		// violation (bad base64, an oversized frame) while the other
-		// direction was writing to it: the violation is the cause.
-		res.err = r.second.err
-	}
-	if rc, ok := r.client.(receivedCloser); ok && res.endedBy == endClient {
-		if code, reason, ok := rc.receivedClose(); ok {
-			res.code, res.reason = code, reason
-		}
-	}
-	if r.aborted.Load() {
-		res.endedBy, res.code, res.reason, res.err = endBridge, r.abortCode, r.abortWhy, r.abortErr
-	}
-	res.fromClient, res.toClient = r.fromClient.Load(), r.toClient.Load()
-	return res
+	return relayResult{endDecision: d, fromClient: r.fromClient.Load(), toClient: r.toClient.Load()}
 }
 
 // halfDone records the end of one direction. The first to end reacts,
@@ -188,68 +173,32 @@ func (r *relay) run() relayResult {
 func (r *relay) halfDone(h halfResult) {
 	if r.firstEnded.CompareAndSwap(false, true) {
 		r.first = h
-		r.res = r.react(h)
+		r.react(decideEnd(endInput{first: h}))
 		return
 	}
 	r.second = h
 }
 
-// react ends the other direction after the first one ended with h, and
-// says how the connection ended.
-func (r *relay) react(first halfResult) relayResult {
-	res := relayResult{}
-	switch {
-	case first.fromClient && first.eof:
-		// The client closed cleanly: everything it sent has been written
-		// to the target's socket, and nothing more can reach the client.
-		// Close it and stop targetToClient, but leave the target's socket
-		// open: run drains it (see drainTarget), and only then closes it.
-		// The target learns of the end only then, after this direction is
-		// known to have ended first, so a target closing in answer is
-		// never taken for the cause.
-		res.endedBy = endClient
-		r.client.closeWith(0, "")
+// react ends the other direction as decideEnd said when the first one
+// ended. When the client closed cleanly the target's socket stays open:
+// run drains it (see drainTarget), and only then closes it, so the target
+// learns of the end only after this direction is known to have ended
+// first, and a target closing in answer is never taken for the cause.
+func (r *relay) react(d endDecision) {
+	if d.target == targetClose {
+		r.target.Close()
+	}
+	r.client.closeWith(d.send.code, d.send.reason)
+	switch d.target {
+	case targetStopReads:
 		if r.target.SetReadDeadline(time.Now()) != nil {
 			r.target.Close()
 		}
-	case first.fromClient && errors.Is(first.err, errTargetWrite):
-		res.endedBy, res.err = endTarget, first.err
-		res.code, res.reason = websocket.StatusInternalError, "target connection failed"
-		r.target.Close()
-		r.client.closeWith(res.code, res.reason)
-	case first.fromClient:
-		// The client went away or broke the protocol; an adapter that
-		// detects a violation has already closed with the right code.
-		res.endedBy, res.err = endClient, first.err
-		r.target.Close()
-		r.client.closeWith(0, "")
-	case first.eof:
-		// The target closed: everything it sent has been written to the
-		// client. Close the client and keep relaying its last bytes until
-		// it answers the close.
-		res.endedBy = endTarget
-		res.code, res.reason = websocket.StatusNormalClosure, "target closed"
-		r.client.closeWith(res.code, res.reason)
-	default:
-		res.endedBy, res.err = endTarget, first.err
-		if errors.Is(first.err, errClientWrite) {
-			// The client's connection failed, or was closed under the
-			// write by the client's clean close, which clientToTarget is
-			// about to read. Close the client but leave the target to run,
-			// which drains it after a clean close; only bound a write to
-			// it that could block forever.
-			res.endedBy = endClient
-			r.client.closeWith(0, "")
-			if r.target.SetWriteDeadline(time.Now().Add(targetDrainTimeout)) != nil {
-				r.target.Close()
-			}
-			break
+	case targetBoundWrites:
+		if r.target.SetWriteDeadline(time.Now().Add(targetDrainTimeout)) != nil {
+			r.target.Close()
 		}
-		res.code, res.reason = websocket.StatusInternalError, "target connection failed"
-		r.client.closeWith(res.code, res.reason)
-		r.target.Close()
 	}
-	return res
 }
 
 var (
@@ -334,7 +283,7 @@ func (r *relay) clientToTarget() halfResult {
 		}
 		b.done(n)
 		if err == io.EOF {
-			return halfResult{fromClient: true, eof: true} // react shuts the target's write side
+			return halfResult{fromClient: true, eof: true} // run shuts the target's write side (drainTarget)
 		}
 		if err != nil {
 			return halfResult{fromClient: true, err: err}

@@ -11,23 +11,23 @@ import (
 )
 
 // reserve takes a connection slot unless the limit is reached or the
-// Handler is shutting down.
-func (h *Handler) reserve() bool {
+// Handler is shutting down, and otherwise says which.
+func (h *Handler) reserve() (refuseReason, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.shutdown {
-		return false
+		return reasonDraining, false
 	}
 	max := h.MaxConns
 	if max == 0 {
 		max = DefaultMaxConns
 	}
 	if max > 0 && h.open.Load() >= int64(max) {
-		return false
+		return reasonLimit, false
 	}
 	h.open.Add(1)
 	h.connsDone.Add(1)
-	return true
+	return 0, true
 }
 
 func (h *Handler) release() {
@@ -53,7 +53,8 @@ func (h *Handler) untrack(id uint64, rl *relay) {
 	h.bytesOut.Add(rl.toClient.Load())
 }
 
-// Shutdown stops accepting connections (new requests get 503) and waits
+// Shutdown drains (see Drain), stops accepting connections (new requests
+// get 503) and waits
 // for open ones to end by themselves. When ctx ends first, it closes the
 // remaining connections with 1001 "bridge shutting down", waits for their
 // relays to finish, and returns ctx's error. Call it after
@@ -61,6 +62,7 @@ func (h *Handler) untrack(id uint64, rl *relay) {
 // connections. Shutdown is final: a Handler does not accept connections
 // again.
 func (h *Handler) Shutdown(ctx context.Context) error {
+	h.Drain()
 	h.mu.Lock()
 	h.shutdown = true
 	h.mu.Unlock()

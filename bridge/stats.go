@@ -8,7 +8,7 @@ import "strconv"
 type Stats struct {
 	Open     int64  // connections being served now (handshake, dial or relay)
 	Total    uint64 // connections accepted (WebSocket opened) since start
-	Refused  uint64 // requests refused before the handshake (auth, origin, limits, unknown targets)
+	Refused  uint64 // requests refused before the relay (auth, origin, limits, draining, unknown targets, failed handshakes); by reason in Collector
 	Failed   uint64 // connections whose target could not be dialed
 	BytesIn  int64  // payload bytes from clients to targets, open connections included
 	BytesOut int64  // payload bytes from targets to clients, open connections included
@@ -19,7 +19,7 @@ func (h *Handler) Stats() Stats {
 	s := Stats{
 		Open:     h.open.Load(),
 		Total:    h.total.Load(),
-		Refused:  h.refused.Load(),
+		Refused:  h.refused.sum(),
 		Failed:   h.failed.Load(),
 		BytesIn:  h.bytesIn.Load(),
 		BytesOut: h.bytesOut.Load(),

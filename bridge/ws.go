@@ -248,8 +248,8 @@ func (c *wsConn) nextMessage() error {
 		return c.readErr(err)
 	}
 	if typ == websocket.MessageText && !c.base64 {
-		c.closeWith(websocket.StatusUnsupportedData, "text messages need the base64 subprotocol")
-		return errors.New("bridge: client sent a text message in binary mode")
+		return c.violation(websocket.StatusUnsupportedData, "text messages need the base64 subprotocol",
+			errors.New("bridge: client sent a text message in binary mode"))
 	}
 	c.msg, c.text, c.b64 = r, typ == websocket.MessageText, base64Stream{}
 	return nil
@@ -295,8 +295,15 @@ func (c *wsConn) readText(p []byte) (int, error) {
 }
 
 func (c *wsConn) badBase64(err error) error {
-	c.closeWith(websocket.StatusInvalidFramePayloadData, "invalid base64")
-	return fmt.Errorf("bridge: client sent invalid base64: %w", err)
+	return c.violation(websocket.StatusInvalidFramePayloadData, "invalid base64",
+		fmt.Errorf("bridge: client sent invalid base64: %w", err))
+}
+
+// violation closes the connection with code and reason because the client
+// broke the protocol, and returns err carrying them for decideEnd.
+func (c *wsConn) violation(code websocket.StatusCode, reason string, err error) error {
+	c.closeWith(code, reason)
+	return &protocolError{closeFrame{code, reason}, err}
 }
 
 // readErr turns the client's close into io.EOF (remembering its code for

@@ -41,8 +41,12 @@ type options struct {
 	authPlugin, authSource string
 	allowOrigins           []string
 
-	verbose bool
-	logFile string
+	verbose   bool
+	logFile   string
+	logFormat string // "text" or "json"
+
+	metricsListen string        // host:port for /metrics, /healthz, /readyz ("": none)
+	drainDelay    time.Duration // on SIGTERM: not ready, still accepting, this long
 
 	legacy legacyOptions // legacy.go: sniffing, Flash policy, recording, daemon
 	edge   edgeOptions   // edge.go: PROXY protocol, trusted proxies, Unix listening
@@ -128,6 +132,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.verbose, "v", false, "verbose: debug logging")
 	fs.BoolVar(&o.verbose, "verbose", false, "same as -v")
 	fs.StringVar(&o.logFile, "log-file", "", "append logs to `file` instead of standard error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log line `format`: text (key=value) or json (one object per line)")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics and the /healthz and /readyz checks on this `host:port` (a separate plain-HTTP listener; keep it private)")
+	fs.Var(secondsFlag{&o.drainDelay}, "drain-delay", "on SIGTERM, answer /readyz with 503 but keep accepting for `N` seconds so a load balancer can notice, then shut down (0: at once)")
 	o.legacy.register(fs)
 	o.edge.register(fs)
 	return fs
@@ -218,6 +225,14 @@ func (o *options) finish(pos []string) error {
 	}
 	if err := o.edge.check(o); err != nil {
 		return err
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+	}
+	if o.metricsListen != "" {
+		if _, _, err := net.SplitHostPort(o.metricsListen); err != nil {
+			return fmt.Errorf("--metrics-listen %q: want host:port, IPv6 in brackets", o.metricsListen)
+		}
 	}
 	return o.legacy.check(o)
 }

@@ -8,9 +8,12 @@
 //
 // SIGINT and SIGTERM stop accepting connections and give open ones
 // ten seconds to finish before closing them with 1001 (a second signal
-// closes them at once). SIGHUP, like any change to the --cert/--key
-// files, reads the certificate again for new connections.
-// docs/websockify-compat.md compares the options with websockify's.
+// closes them at once); with --drain-delay, /readyz turns 503 at once and
+// the listener keeps accepting that long first. SIGHUP, like any change to
+// the --cert/--key files, reads the certificate again for new connections.
+// docs/websockify-compat.md compares the options with websockify's;
+// docs/operations.md describes running several instances behind a load
+// balancer.
 package main
 
 import (
@@ -32,10 +35,6 @@ import (
 	"github.com/wsproxy/wsproxy/bridge"
 	"github.com/wsproxy/wsproxy/internal/daemon"
 )
-
-// shutdownGrace is how long open connections may take to finish after a
-// signal.
-const shutdownGrace = 10 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -77,7 +76,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	if o.verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	log := newLogger(o.logFormat, logOut, level)
 
 	h, err := buildHandler(o, log)
 	if err != nil {
@@ -94,6 +93,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 		}
 		waitCert := watchCert(ctx, certs, log)
 		defer func() { stopRun(); waitCert() }()
+	}
+	var metrics *metricsServer
+	if o.metricsListen != "" {
+		if metrics, err = startMetrics(o.metricsListen, h, log); err != nil {
+			o.legacy.ready(err)
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		defer metrics.stop() // after the last connection: /readyz and /metrics answer while draining
 	}
 	ls, err := o.edge.listen(o.listen, lopts)
 	o.legacy.ready(err)
@@ -130,27 +137,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	case <-ctx.Done():
 	case reason = <-lifetime:
 	}
-	// A signal ends the grace period at once.
-	again, stopAgain := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stopAgain()
-	grace := shutdownGrace
-	if reason != "" {
-		// --timeout and --idle-timeout let open connections run to their
-		// end, as websockify's do.
-		grace = 0
-		log.Info("wsbridge: shutting down", "reason", reason, "open", h.Stats().Open)
-	} else {
-		log.Info("wsbridge: shutting down", "grace", grace, "open", h.Stats().Open)
-	}
-	sctx, cancel := again, context.CancelFunc(func() {})
-	if grace > 0 {
-		sctx, cancel = context.WithTimeout(again, grace)
-	}
-	defer cancel()
-	_ = srv.Shutdown(sctx) // stops the listener and idle HTTP connections
-	if err := h.Shutdown(sctx); err != nil {
-		log.Info("wsbridge: closed connections still open at the deadline")
-	}
+	shutdown(log, h, srv, reason, o.drainDelay)
 	for range ls {
 		<-serveErrs
 	}

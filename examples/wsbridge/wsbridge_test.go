@@ -101,6 +101,9 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"--token-plugin", "TokenFile", "6080"}, err: "needs --token-source"},
 		{args: []string{"--auth-source", "a:b", "6080", "h:1"}, err: "needs --auth-plugin"},
 		{args: []string{"6080", "h:1", "x"}, err: "too many"},
+		{args: []string{"--log-format", "xml", "6080", "h:1"}, err: "want text or json"},
+		{args: []string{"--metrics-listen", "9100", "6080", "h:1"}, err: "--metrics-listen"},
+		{args: []string{"--drain-delay", "-1", "6080", "h:1"}, err: "negative"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			o, err := parseFlags(tc.args, io.Discard)
