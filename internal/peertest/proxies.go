@@ -67,9 +67,7 @@ func TinyproxyConfig(port int, user, pass string) string {
 // its parents must be readable by squid's "proxy" user.
 func WriteSquidFiles(dir string, port int, auth SquidAuth, user, pass string) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "http_port 127.0.0.1:%d\nvisible_hostname squid-test\n", port)
-	fmt.Fprintf(&b, "pid_filename %[1]s/squid.pid\ncache_log %[1]s/cache.log\naccess_log stdio:%[1]s/access.log\ncoredump_dir %[1]s\n", dir)
-	b.WriteString("cache deny all\ncache_mem 8 MB\npinger_enable off\nshutdown_lifetime 1 seconds\n")
+	b.WriteString(squidBaseConfig(dir, port))
 	htpasswd := func() error {
 		out, err := exec.Command("htpasswd", "-bc", filepath.Join(dir, "passwd"), user, pass).CombinedOutput()
 		if err != nil {
@@ -105,6 +103,14 @@ func WriteSquidFiles(dir string, port int, auth SquidAuth, user, pass string) (s
 	}
 	ChownToProxyUser(dir)
 	return conf, nil
+}
+
+// squidBaseConfig is the part of every squid.conf that does not depend on
+// authentication: the listener on 127.0.0.1:port, files in dir, no cache.
+func squidBaseConfig(dir string, port int) string {
+	return fmt.Sprintf("http_port 127.0.0.1:%[2]d\nvisible_hostname squid-test\n"+
+		"pid_filename %[1]s/squid.pid\ncache_log %[1]s/cache.log\naccess_log stdio:%[1]s/access.log\ncoredump_dir %[1]s\n"+
+		"cache deny all\ncache_mem 8 MB\npinger_enable off\nshutdown_lifetime 1 seconds\n", dir, port)
 }
 
 // ChownToProxyUser gives dir and its files to squid's "proxy" user, when
