@@ -293,3 +293,43 @@ func TestPeersNegotiateKDCUnreachable(t *testing.T) {
 	}
 	checkErrorText(t, err, "WSPROXY.TEST")
 }
+
+// TestPeersNegotiateMutualAuthMIT hands Start's token to MIT Kerberos's own
+// acceptor (squid's helper does the same but keeps the answer), then
+// checks MIT's mutual-authentication answer with Verify.
+func TestPeersNegotiateMutualAuthMIT(t *testing.T) {
+	kdc := peertest.StartKDC(t)
+	kdc.AddPrincipal(t, "alice", alicePassword)
+	serviceKeytab := kdc.Keytab(t, peertest.ProxySPN)
+	ccache := kdc.Kinit(t, "alice", alicePassword)
+	cfg := &Config{Trace: t.Logf, Getenv: envMap("KRB5_CONFIG", kdc.Krb5Conf, "KRB5CCNAME", "FILE:"+ccache)}
+
+	x := cfg.NewContext(peertest.ProxyHost)
+	token, err := x.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := peertest.GSSAccept(t, kdc, serviceKeytab, token)
+	if r.Major != 0 || r.Client != "alice@WSPROXY.TEST" || r.Flags&2 == 0 || len(r.Token) == 0 {
+		t.Fatalf("MIT acceptor: major %#x minor %d flags %#x client %q, %d-byte answer; want complete, alice, mutual, an answer",
+			r.Major, r.Minor, r.Flags, r.Client, len(r.Token))
+	}
+	if err := x.Verify(r.Token); err != nil {
+		t.Fatalf("Verify of MIT's answer: %v", err)
+	}
+
+	// The same answer for another connection's token does not verify.
+	y := cfg.NewContext(peertest.ProxyHost)
+	if _, err := y.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := y.Verify(r.Token); !errors.Is(err, ErrMutualAuth) || FallbackAllowed(err) {
+		t.Fatalf("Verify of another connection's answer: %v, want ErrMutualAuth", err)
+	}
+	// Nor does a tampered one.
+	bad := append([]byte(nil), r.Token...)
+	bad[len(bad)-3] ^= 0x40
+	if err := x.Verify(bad); !errors.Is(err, ErrMutualAuth) {
+		t.Fatalf("Verify of a tampered answer: %v, want ErrMutualAuth", err)
+	}
+}
