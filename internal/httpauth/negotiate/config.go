@@ -146,11 +146,11 @@ func (c *Config) target(ctx context.Context, conf *config.Config, proxyHost stri
 		}
 		c.tracef("SPN %s (set explicitly)", spn)
 	} else {
-		host := strings.ToLower(strings.TrimSuffix(proxyHost, "."))
+		host := proxyHost
 		if c.CanonicalizeHost && net.ParseIP(host) == nil {
-			host = c.canonicalHost(ctx, host)
+			host = c.canonicalHost(ctx, strings.ToLower(strings.TrimSuffix(host, ".")))
 		}
-		spn = "HTTP/" + host
+		spn = defaultSPN(host)
 		c.tracef("SPN %s (from the proxy host)", spn)
 	}
 	if realm == "" {

@@ -73,3 +73,21 @@ func FuzzParseCCacheName(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeToken: challenge parameters decode or fail within the limit,
+// and user names split without loss.
+func FuzzDecodeToken(f *testing.F) {
+	for _, s := range []string{"", "YWJj", "YWI=", " YWI ", "====", `CORP\alice`, "a@b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := DecodeToken(s)
+		if err == nil && len(b) > maxTokenSize {
+			t.Fatalf("decoded %d bytes", len(b))
+		}
+		d, n := SplitWindowsUser(s)
+		if strings.Contains(s, `\`) && d+`\`+n != s || !strings.Contains(s, `\`) && (d != "" || n != s) {
+			t.Fatalf("SplitWindowsUser(%q) = %q, %q", s, d, n)
+		}
+	})
+}
