@@ -11,6 +11,7 @@ import (
 
 	"github.com/jcmturner/gokrb5/v8/client"
 	"github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/credentials"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/krberror"
 )
@@ -56,7 +57,31 @@ func (c *Config) ccacheName() (name string, isDefault bool) {
 	return defaultCCacheName(), true
 }
 
+// cachedTGT is a usable ticket-granting ticket found in the ticket cache.
+type cachedTGT struct {
+	cache     *credentials.CCache
+	tgt       *credentials.Credential
+	path      string
+	principal string // alice@REALM
+}
+
 func (c *Config) fromCCache(conf *config.Config, t serviceTarget) (*client.Client, error) {
+	ct, err := c.findCachedTGT(conf, t)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := client.NewFromCCache(ct.cache, conf, client.DisablePAFXFAST(true))
+	if err != nil {
+		return nil, &Error{Kind: KindBadCache, Realm: t.Realm, Principal: ct.principal,
+			Detail: "cannot use the Kerberos ticket cache " + ct.path, Err: err}
+	}
+	c.tracef("ticket cache FILE:%s: principal %s, ticket valid until %s", ct.path, ct.principal, ct.tgt.EndTime.Format(time.RFC3339))
+	return cl, nil
+}
+
+// findCachedTGT reads the ticket cache and returns its unexpired TGT,
+// without asking any KDC.
+func (c *Config) findCachedTGT(conf *config.Config, t serviceTarget) (cachedTGT, error) {
 	name, isDefault := c.ccacheName()
 	loc, err := parseCCacheName(name)
 	if err != nil {
@@ -64,13 +89,13 @@ func (c *Config) fromCCache(conf *config.Config, t serviceTarget) (*client.Clien
 		if errors.As(err, &e) {
 			e.Realm = t.Realm
 		}
-		return nil, err
+		return cachedTGT{}, err
 	}
 	path, err := resolveCCachePath(loc)
 	if err == nil {
 		var b []byte
 		if b, err = readCapped(path, maxCCacheSize); err == nil {
-			return c.clientFromCCacheBytes(conf, t, path, b)
+			return c.tgtFromCCacheBytes(conf, t, path, b)
 		}
 	}
 	e := &Error{Kind: KindBadCache, Realm: t.Realm, Detail: "cannot read the Kerberos ticket cache " + name, Err: err}
@@ -81,7 +106,7 @@ func (c *Config) fromCCache(conf *config.Config, t serviceTarget) (*client.Clien
 			e.Hint = "run kinit -c FILE:/tmp/krb5cc_$(id -u): macOS keeps its default cache in API:, which pure-Go Kerberos cannot read"
 		}
 	}
-	return nil, e
+	return cachedTGT{}, e
 }
 
 func noTicketDetail(realm, why string) string {
@@ -91,10 +116,10 @@ func noTicketDetail(realm, why string) string {
 	return "no Kerberos ticket for the proxy's realm " + realm + " (" + why + ")"
 }
 
-func (c *Config) clientFromCCacheBytes(conf *config.Config, t serviceTarget, path string, b []byte) (*client.Client, error) {
+func (c *Config) tgtFromCCacheBytes(conf *config.Config, t serviceTarget, path string, b []byte) (cachedTGT, error) {
 	cache, err := parseCCache(b)
 	if err != nil {
-		return nil, &Error{Kind: KindBadCache, Realm: t.Realm, Detail: "cannot parse the Kerberos ticket cache " + path, Err: err}
+		return cachedTGT{}, &Error{Kind: KindBadCache, Realm: t.Realm, Detail: "cannot parse the Kerberos ticket cache " + path, Err: err}
 	}
 	cache.Path = path
 	realm := cache.DefaultPrincipal.Realm
@@ -102,28 +127,22 @@ func (c *Config) clientFromCCacheBytes(conf *config.Config, t serviceTarget, pat
 	if c.Username != "" {
 		name, urealm := clientPrincipal(c.Username, conf.LibDefaults.DefaultRealm)
 		if want := name + "@" + urealm; want != principal && !(urealm == "" && name+"@"+realm == principal) {
-			return nil, &Error{Kind: KindNoTicket, Realm: t.Realm, Principal: principal,
+			return cachedTGT{}, &Error{Kind: KindNoTicket, Realm: t.Realm, Principal: principal,
 				Detail: fmt.Sprintf("the ticket cache %s holds %s, not %s", path, principal, want)}
 		}
 	}
 	tgt, ok := findTGT(cache, realm)
 	if !ok {
-		return nil, &Error{Kind: KindNoTicket, Realm: t.Realm, Principal: principal,
+		return cachedTGT{}, &Error{Kind: KindNoTicket, Realm: t.Realm, Principal: principal,
 			Detail: noTicketDetail(t.Realm, "the cache "+path+" of "+principal+" has no ticket-granting ticket"),
 			Hint:   "run kinit"}
 	}
 	if !now().Before(tgt.EndTime) {
-		return nil, &Error{Kind: KindTicketExpired, Realm: realm, Principal: principal,
+		return cachedTGT{}, &Error{Kind: KindTicketExpired, Realm: realm, Principal: principal,
 			Detail: fmt.Sprintf("the Kerberos ticket of %s in %s expired at %s", principal, path, tgt.EndTime.Format(time.RFC3339)),
 			Hint:   "run kinit"}
 	}
-	cl, err := client.NewFromCCache(cache, conf, client.DisablePAFXFAST(true))
-	if err != nil {
-		return nil, &Error{Kind: KindBadCache, Realm: realm, Principal: principal,
-			Detail: "cannot use the Kerberos ticket cache " + path, Err: err}
-	}
-	c.tracef("ticket cache FILE:%s: principal %s, ticket valid until %s", path, principal, tgt.EndTime.Format(time.RFC3339))
-	return cl, nil
+	return cachedTGT{cache: cache, tgt: tgt, path: path, principal: principal}, nil
 }
 
 // keytabPath is Config.Keytab or $KRB5_CLIENT_KTNAME, without "FILE:".

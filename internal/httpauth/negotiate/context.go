@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/spnego"
@@ -147,3 +148,35 @@ func (x *Context) Verify(token []byte) error {
 // Rejected is the error for a 407 that answers this Context's token: see
 // RejectedError. Retrying with the same credentials would only loop.
 func (x *Context) Rejected() error { return RejectedError(x.spn) }
+
+// Describe says, without asking any KDC, which SPN and credentials a
+// Context for proxyHost would use: for "wsdial -show-proxy" and "-v". It
+// never includes a password or key, only whether one is set.
+func (c *Config) Describe(ctx context.Context, proxyHost string) string {
+	cp := *c
+	cp.Trace = nil
+	var b strings.Builder
+	conf, err := cp.configOrDefault()
+	if err != nil {
+		return "Negotiate: " + err.Error()
+	}
+	t := cp.target(ctx, conf, proxyHost)
+	realm := t.Realm
+	if realm == "" {
+		realm = "the client's"
+	}
+	fmt.Fprintf(&b, "Negotiate: SPN %s, realm %s, krb5.conf %s", t.SPN, realm, cp.krb5ConfPath())
+	name, _ := cp.ccacheName()
+	if ct, err := cp.findCachedTGT(conf, t); err == nil {
+		fmt.Fprintf(&b, "; ticket cache %s of %s, valid until %s", name, ct.principal, ct.tgt.EndTime.Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(&b, "; ticket cache %s unusable: %v", name, err)
+	}
+	if kt := cp.keytabPath(); kt != "" {
+		fmt.Fprintf(&b, "; client keytab %s", kt)
+	}
+	if cp.Username != "" && cp.Password != "" {
+		fmt.Fprintf(&b, "; password of %s", cp.Username)
+	}
+	return b.String()
+}

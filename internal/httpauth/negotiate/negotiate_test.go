@@ -392,3 +392,22 @@ func TestVerify(t *testing.T) {
 		t.Errorf("Verify before Start = %v", err)
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cc")
+	if err := os.WriteFile(cache, ccacheFile("alice", "CORP.EXAMPLE", time.Now().Add(time.Hour)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{Username: "alice", Password: "pw-secret", Keytab: "FILE:/k.keytab",
+		Getenv: envMap("KRB5_CONFIG", writeKrb5Conf(t), "KRB5CCNAME", cache)}
+	got := cfg.Describe(context.Background(), "proxy.example.com")
+	for _, want := range []string{"SPN HTTP/proxy.example.com", "realm CORP.EXAMPLE", "ticket cache " + cache + " of alice@CORP.EXAMPLE", "client keytab /k.keytab", "password of alice"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Describe = %q, missing %q", got, want)
+		}
+	}
+	if strings.Contains(got, "pw-secret") {
+		t.Errorf("Describe shows the password: %q", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,9 @@ type kerberosPeers struct {
 	kdc   *peertest.KDC
 	squid *peertest.Squid
 	echo  string
+
+	mu    sync.Mutex
+	trace []string // every trace line of every case
 }
 
 func startKerberosPeers(t *testing.T) *kerberosPeers {
@@ -39,7 +43,32 @@ func startKerberosPeers(t *testing.T) *kerberosPeers {
 func (p *kerberosPeers) config(t *testing.T, env ...string) *Config {
 	missing := filepath.Join(t.TempDir(), "no-such-ccache")
 	env = append([]string{"KRB5_CONFIG", p.kdc.Krb5Conf, "KRB5CCNAME", "FILE:" + missing}, env...)
-	return &Config{Getenv: envMap(env...), Trace: t.Logf}
+	return &Config{Getenv: envMap(env...), Trace: func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		t.Log(line)
+		p.mu.Lock()
+		p.trace = append(p.trace, line)
+		p.mu.Unlock()
+	}}
+}
+
+// checkTrace: the trace says which principal, SPN and cache were used, and
+// holds no password and no token (GSS tokens start "YII" in base64).
+func (p *kerberosPeers) checkTrace(t *testing.T, wants ...string) {
+	t.Helper()
+	p.mu.Lock()
+	all := strings.Join(p.trace, "\n")
+	p.mu.Unlock()
+	for _, secret := range []string{alicePassword, "wrong-password", "whatever", "YII"} {
+		if strings.Contains(all, secret) {
+			t.Errorf("the trace contains %q", secret)
+		}
+	}
+	for _, w := range wants {
+		if !strings.Contains(all, w) {
+			t.Errorf("the trace never says %q", w)
+		}
+	}
 }
 
 // proxyConn is a raw connection to squid with its reader.
@@ -226,6 +255,8 @@ func TestPeersNegotiateSquid(t *testing.T) {
 			})
 		}
 	}
+	p.checkTrace(t, "principal alice@WSPROXY.TEST", "SPN HTTP/proxy.wsproxy.test", "ticket cache FILE:"+ccache,
+		"ticket cache skipped", "client keytab", "AS exchange", "no keytab and no password")
 }
 
 // checkErrorText checks that the error says what it must and never leaks a
