@@ -209,7 +209,10 @@ func EnsureHostsEntry(t testing.TB, name string) {
 // (Kerberos) through negotiate_kerberos_auth, with a keytab for ProxySPN
 // taken from kdc. Clients must name the proxy ProxyHost (EnsureHostsEntry
 // is called) so that they ask for a ticket for ProxySPN.
-func StartSquidNegotiate(t testing.TB, kdc *KDC) *Squid {
+//
+// also adds schemes offered after Negotiate, as Active Directory proxies
+// do; only SquidNTLM (ntlm_fake_auth: any password) is supported.
+func StartSquidNegotiate(t testing.TB, kdc *KDC, also ...SquidAuth) *Squid {
 	t.Helper()
 	bin := Require(t, "squid", "apt-get install -y squid")
 	helper := "/usr/lib/squid/negotiate_kerberos_auth"
@@ -240,6 +243,14 @@ func StartSquidNegotiate(t testing.TB, kdc *KDC) *Squid {
 	b.WriteString(squidBaseConfig(dir, port))
 	fmt.Fprintf(&b, "auth_param negotiate program %s -k %s -s %s@%s\n", helper, keytab, ProxySPN, kdc.Realm)
 	b.WriteString("auth_param negotiate children 4 startup=1 idle=1\nauth_param negotiate keep_alive on\n")
+	for _, a := range also {
+		switch a {
+		case SquidNTLM:
+			b.WriteString("auth_param ntlm program /usr/lib/squid/ntlm_fake_auth\nauth_param ntlm children 2\nauth_param ntlm keep_alive on\n")
+		default:
+			t.Fatalf("peertest: StartSquidNegotiate: unsupported extra scheme %d", a)
+		}
+	}
 	b.WriteString("acl authed proxy_auth REQUIRED\nhttp_access deny !authed\nhttp_access allow localhost\nhttp_access deny all\n")
 	conf := filepath.Join(dir, "squid.conf")
 	WriteFile(t, conf, b.String(), 0o644)

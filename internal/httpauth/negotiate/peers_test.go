@@ -364,3 +364,26 @@ func TestPeersNegotiateMutualAuthMIT(t *testing.T) {
 		t.Fatalf("Verify of a tampered answer: %v, want ErrMutualAuth", err)
 	}
 }
+
+// TestPeersNegotiateBesideNTLM: a proxy offering Negotiate and NTLM, as
+// Active Directory proxies do, lists Negotiate first and takes a ticket.
+func TestPeersNegotiateBesideNTLM(t *testing.T) {
+	kdc := peertest.StartKDC(t)
+	kdc.AddPrincipal(t, "alice", alicePassword)
+	p := &kerberosPeers{kdc: kdc, squid: peertest.StartSquidNegotiate(t, kdc, peertest.SquidNTLM), echo: peertest.EchoServer(t)}
+	c := dialProxy(t, p.squid.Addr)
+	resp := c.connect(t, p.echo, nil)
+	var schemes []string
+	for _, v := range resp.Header.Values("Proxy-Authenticate") {
+		s, _, _ := strings.Cut(v, " ")
+		schemes = append(schemes, s)
+	}
+	if resp.StatusCode != http.StatusProxyAuthRequired || strings.Join(schemes, ",") != "Negotiate,NTLM" {
+		t.Fatalf("%s offering %q, want 407 offering Negotiate then NTLM", resp.Status, schemes)
+	}
+	cfg := p.config(t, "KRB5CCNAME", "FILE:"+kdc.Kinit(t, "alice", alicePassword))
+	if err := authenticate(t, p, cfg, peertest.ProxyHost, true); err != nil {
+		t.Fatal(err)
+	}
+	p.checkTrace(t, "principal alice@WSPROXY.TEST")
+}
