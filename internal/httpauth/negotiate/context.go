@@ -71,6 +71,9 @@ func (x *Context) Start(ctx context.Context) (token []byte, err error) {
 		return nil, err
 	}
 	principal := cl.Credentials.CName().PrincipalNameString() + "@" + cl.Credentials.Realm()
+	if _, _, cached := cl.GetCachedTicket(t.SPN); cached {
+		c.tracef("service ticket for %s taken from the ticket cache", t.SPN)
+	}
 	tkt, key, err := cl.GetServiceTicket(t.SPN)
 	if err != nil {
 		e := kdcError(err, principal, t.Realm, "getting a ticket for "+t.SPN)
