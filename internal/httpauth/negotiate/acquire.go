@@ -16,9 +16,6 @@ import (
 	"github.com/jcmturner/gokrb5/v8/krberror"
 )
 
-// now is the clock for ticket expiry; overridden for tests.
-var now = time.Now
-
 // acquire returns a Kerberos client holding a ticket-granting ticket for
 // the first credential source that works, in Config's order. Each skipped
 // source is traced. When none works, the error of the most telling source
@@ -137,7 +134,7 @@ func (c *Config) tgtFromCCacheBytes(conf *config.Config, t serviceTarget, path s
 			Detail: noTicketDetail(t.Realm, "the cache "+path+" of "+principal+" has no ticket-granting ticket"),
 			Hint:   "run kinit"}
 	}
-	if !now().Before(tgt.EndTime) {
+	if !time.Now().Before(tgt.EndTime) {
 		return cachedTGT{}, &Error{Kind: KindTicketExpired, Realm: realm, Principal: principal,
 			Detail: fmt.Sprintf("the Kerberos ticket of %s in %s expired at %s", principal, path, tgt.EndTime.Format(time.RFC3339)),
 			Hint:   "run kinit"}

@@ -25,7 +25,8 @@ type ccacheLocation struct {
 	Path string // the file (FILE, DIR::file) or the collection directory (DIR:dir)
 }
 
-// readableCacheTypes are the MIT cache types that are plain files.
+// unreadableCacheTypes are the cache types that are not files, with where
+// their tickets live.
 var unreadableCacheTypes = map[string]string{
 	"KCM":     "kept by the KCM daemon (sssd-kcm or Heimdal's kcm)",
 	"KEYRING": "kept in the kernel keyring",
