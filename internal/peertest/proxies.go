@@ -77,9 +77,7 @@ func WriteSquidFiles(dir string, port int, auth SquidAuth, user, pass string) (s
 // ntlm_auth reads for SquidSambaNTLM.
 func writeSquidFiles(dir string, port int, auth SquidAuth, user, pass, smbConf string) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "http_port 127.0.0.1:%d\nvisible_hostname squid-test\n", port)
-	fmt.Fprintf(&b, "pid_filename %[1]s/squid.pid\ncache_log %[1]s/cache.log\naccess_log stdio:%[1]s/access.log\ncoredump_dir %[1]s\n", dir)
-	b.WriteString("cache deny all\ncache_mem 8 MB\npinger_enable off\nshutdown_lifetime 1 seconds\n")
+	b.WriteString(squidBaseConfig(dir, port))
 	htpasswd := func() error {
 		out, err := exec.Command("htpasswd", "-bc", filepath.Join(dir, "passwd"), user, pass).CombinedOutput()
 		if err != nil {
@@ -121,6 +119,14 @@ func writeSquidFiles(dir string, port int, auth SquidAuth, user, pass, smbConf s
 	}
 	ChownToProxyUser(dir)
 	return conf, nil
+}
+
+// squidBaseConfig is the part of every squid.conf that does not depend on
+// authentication: the listener on 127.0.0.1:port, files in dir, no cache.
+func squidBaseConfig(dir string, port int) string {
+	return fmt.Sprintf("http_port 127.0.0.1:%[2]d\nvisible_hostname squid-test\n"+
+		"pid_filename %[1]s/squid.pid\ncache_log %[1]s/cache.log\naccess_log stdio:%[1]s/access.log\ncoredump_dir %[1]s\n"+
+		"cache deny all\ncache_mem 8 MB\npinger_enable off\nshutdown_lifetime 1 seconds\n", dir, port)
 }
 
 // ChownToProxyUser gives dir and its files to squid's "proxy" user, when
