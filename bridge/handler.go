@@ -230,6 +230,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status, msg = http.StatusNotFound, "unknown token"
 		case errors.Is(err, ErrTargetNotAllowed):
 			status, msg = http.StatusForbidden, "target not allowed"
+		case errors.Is(err, ErrInvalidToken):
+			status, msg = http.StatusForbidden, "invalid token"
 		}
 		h.refuse(w, r, status, msg, err)
 		return
