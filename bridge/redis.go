@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -130,6 +132,34 @@ func (r *RedisTokens) Lookup(ctx context.Context, token string) (addr string, er
 		return "", fmt.Errorf("redis value of %d bytes is too large for a target", len(val))
 	}
 	return parseRedisTarget(val)
+}
+
+// String describes the store as a URL without user or passwords, for
+// logs: "redis://h:6379/0", "rediss+sentinel://s1:26379,s2:26379/master/0",
+// "redis+cluster://n1:6379,n2:6379", with "?namespace=NS" when set.
+func (r *RedisTokens) String() string {
+	scheme := "redis"
+	if r.TLS != nil {
+		scheme = "rediss"
+	}
+	addrs := []string{r.Addr}
+	if (r.Cluster || r.SentinelMaster != "") && len(r.Addrs) > 0 {
+		addrs = r.Addrs
+	}
+	path := "/" + strconv.Itoa(r.DB)
+	switch {
+	case r.SentinelMaster != "":
+		scheme += "+sentinel"
+		path = "/" + url.PathEscape(r.SentinelMaster) + path
+	case r.Cluster:
+		scheme += "+cluster"
+		path = ""
+	}
+	s := scheme + "://" + strings.Join(addrs, ",") + path
+	if r.Namespace != "" {
+		s += "?namespace=" + url.QueryEscape(r.Namespace)
+	}
+	return s
 }
 
 // Close closes the pooled connections. Lookups after Close fail.

@@ -273,3 +273,18 @@ func TestParseRedisURL(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisTokensString: the description for logs has no credentials.
+func TestRedisTokensString(t *testing.T) {
+	t.Parallel()
+	for src, want := range map[string]string{
+		"h:1:2:secretpw:ns":                          "redis://h:1/2?namespace=ns",
+		"rediss://u:secretpw@h/3":                    "rediss://h:6379/3",
+		"redis+sentinel://:secretpw@s1,s2:2/m/1":     "redis+sentinel://s1:26379,s2:2/m/1",
+		"rediss+cluster://u:secretpw@n1?namespace=a": "rediss+cluster://n1:6379?namespace=a",
+	} {
+		r, err := bridge.ParseRedisSource(src)
+		require.NoError(t, err, src)
+		assert.Equal(t, want, r.String(), src)
+	}
+}
