@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -329,4 +330,39 @@ func longestPart(token string) string {
 		}
 	}
 	return longest
+}
+
+// TestJWTRefusedEncryptions: encrypted tokens whose key management is
+// password-based (PBES2: the sender chooses the work the bridge does) or
+// RSA1_5 are refused even when made with the right key; the same token
+// with A256KW is accepted, so the refusal is the algorithm's.
+func TestJWTRefusedEncryptions(t *testing.T) {
+	t.Parallel()
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	inner, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"host": "127.0.0.1", "port": 1}).SignedString(secret)
+	require.NoError(t, err)
+	innerRSA, err := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"host": "127.0.0.1", "port": 1}).SignedString(rsaKey)
+	require.NoError(t, err)
+	encrypt := func(alg jose.KeyAlgorithm, key any, plaintext string) string {
+		e, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{Algorithm: alg, Key: key, PBES2Count: 100000}, nil)
+		require.NoError(t, err)
+		obj, err := e.Encrypt([]byte(plaintext))
+		require.NoError(t, err)
+		s, err := obj.CompactSerialize()
+		require.NoError(t, err)
+		return s
+	}
+	symmetric := &bridge.JWTTokens{Key: secret}
+	_, err = symmetric.Lookup(context.Background(), encrypt(jose.A256KW, secret, inner))
+	require.NoError(t, err)
+	_, err = symmetric.Lookup(context.Background(), encrypt(jose.PBES2_HS256_A128KW, secret, inner))
+	assert.ErrorContains(t, err, "encryption algorithm not allowed")
+
+	private := &bridge.JWTTokens{Key: rsaKey}
+	_, err = private.Lookup(context.Background(), encrypt(jose.RSA_OAEP, &rsaKey.PublicKey, innerRSA))
+	require.NoError(t, err)
+	_, err = private.Lookup(context.Background(), encrypt(jose.RSA1_5, &rsaKey.PublicKey, innerRSA))
+	assert.ErrorContains(t, err, "encryption algorithm not allowed")
 }
