@@ -32,8 +32,9 @@
 // # Security
 //
 // The bridge is not an open relay: each request's target comes from a
-// TargetResolver, either fixed by the operator or looked up by token and
-// checked against an AllowList. By default only same-origin browser pages
+// TargetResolver, either fixed by the operator or looked up by token
+// (TokenFile, RedisTokens, or JWTTokens whose signed tokens name their
+// target) and checked against an AllowList. By default only same-origin browser pages
 // may connect (Origin's host equal to the request's Host, or no Origin
 // header at all, as from non-browser clients); see Handler.AllowedOrigins.
 // BasicAuth and ClientCertCNs restrict who connects.

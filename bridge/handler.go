@@ -260,6 +260,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			why, status, msg = reasonUnknownToken, http.StatusNotFound, "unknown token"
 		case errors.Is(err, ErrTargetNotAllowed):
 			why, status, msg = reasonTargetNotAllowed, http.StatusForbidden, "target not allowed"
+		case errors.Is(err, ErrInvalidToken):
+			why, status, msg = reasonInvalidToken, http.StatusForbidden, "invalid token"
 		}
 		h.refuse(w, r, why, status, msg, err)
 		return

@@ -28,6 +28,7 @@ const (
 	reasonNoToken                              // ErrNoToken
 	reasonUnknownToken                         // ErrUnknownToken
 	reasonTargetNotAllowed                     // ErrTargetNotAllowed
+	reasonInvalidToken                         // ErrInvalidToken (a JWT that fails its checks)
 	reasonLookup                               // the TargetResolver failed otherwise
 	reasonHandshake                            // the WebSocket handshake failed
 	numRefuseReasons
@@ -43,6 +44,7 @@ var refuseReasonNames = [numRefuseReasons]string{
 	reasonNoToken:          "no_token",
 	reasonUnknownToken:     "unknown_token",
 	reasonTargetNotAllowed: "target_not_allowed",
+	reasonInvalidToken:     "invalid_token",
 	reasonLookup:           "lookup",
 	reasonHandshake:        "handshake",
 }

@@ -44,9 +44,9 @@ func (t Target) String() string {
 // called before the WebSocket handshake, once per request, from many
 // goroutines at once. An error refuses the request: an error wrapping
 // ErrUnknownToken or ErrNoToken is answered with 404, ErrTargetNotAllowed
-// with 403, anything else with 502; the reason goes to the log only.
-// ClientAddr(ctx) gives the client's real address (behind trusted
-// proxies, see Handler.TrustedProxies).
+// or ErrInvalidToken with 403, anything else with 502; the reason goes to
+// the log only. ClientAddr(ctx) gives the client's real address (behind
+// trusted proxies, see Handler.TrustedProxies).
 type TargetResolver interface {
 	Resolve(ctx context.Context, r *http.Request) (Target, error)
 }

@@ -170,6 +170,7 @@ func TestRedisTokens(t *testing.T) {
 
 	store, err := bridge.ParseRedisSource(host + ":" + port + ":0:s3cret")
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
 	ctx := context.Background()
 	got, err := store.Lookup(ctx, "json")
 	require.NoError(t, err)
@@ -183,10 +184,13 @@ func TestRedisTokens(t *testing.T) {
 	assert.Error(t, err)
 
 	wrong, _ := bridge.ParseRedisSource(host + ":" + port + ":0:wrong")
+	t.Cleanup(func() { _ = wrong.Close() })
 	_, err = wrong.Lookup(ctx, "json")
-	assert.ErrorContains(t, err, "AUTH")
+	assert.ErrorContains(t, err, "WRONGPASS")
+	assert.NotContains(t, err.Error(), "wrong", "the password stays out of errors")
 
 	other, _ := bridge.ParseRedisSource(host + ":" + port + ":5:s3cret")
+	t.Cleanup(func() { _ = other.Close() })
 	_, err = other.Lookup(ctx, "json")
 	assert.ErrorIs(t, err, bridge.ErrUnknownToken, "database 5 is empty")
 
@@ -204,8 +208,9 @@ func TestTokenStoreDown(t *testing.T) {
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	l.Close()
-	url, logs := serve(t, &bridge.Handler{Resolver: &bridge.TokenResolver{
-		Store: &bridge.RedisTokens{Addr: addr, Timeout: time.Second}, Allow: bridge.AllowAll()}})
+	store := &bridge.RedisTokens{Addr: addr, Timeout: time.Second}
+	t.Cleanup(func() { _ = store.Close() })
+	url, logs := serve(t, &bridge.Handler{Resolver: &bridge.TokenResolver{Store: store, Allow: bridge.AllowAll()}})
 	status, _ := dialStatus(t, url+"/?token=x", nil)
 	assert.Equal(t, http.StatusBadGateway, status)
 	assert.Contains(t, logs.String(), "redis: dial tcp")
@@ -219,7 +224,8 @@ func TestParseRedisSource(t *testing.T) {
 	}{
 		{"127.0.0.1:6379", "127.0.0.1:6379", "", 0},
 		{"redis.local:6380:2", "redis.local:6380", "", 2},
-		{"h:1:0:pa:ss", "h:1", "pa:ss", 0},
+		{"h:1:0:pa:ss", "h:1", "pa", 0}, // websockify: the fifth field is the namespace
+		{`h:1:0:"pa:ss"`, "h:1", "pa:ss", 0},
 		{"[::1]:6379:1", "[::1]:6379", "", 1},
 		{":", "localhost:6379", "", 0},
 	} {

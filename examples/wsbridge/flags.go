@@ -107,10 +107,13 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.tokenPlugin, "token-plugin", "", "look targets up by token: `TokenFile`, ReadOnlyTokenFile or TokenRedis")
-	fs.StringVar(&o.tokenSource, "token-source", "", "the token plugin's `source`: a file or directory of \"token: host:port\" lines, or host:port[:db[:password]] for TokenRedis")
+	fs.StringVar(&o.tokenPlugin, "token-plugin", "", "look targets up by token: `TokenFile`, ReadOnlyTokenFile, TokenRedis or JWTTokenApi")
+	fs.StringVar(&o.tokenSource, "token-source", "", "the token plugin's `source`: a file or directory of \"token: host:port\" lines (TokenFile);\n"+
+		"host[:port[:db[:password[:namespace]]]] or a URL redis://[user:pass@]host[:port][/db], rediss://... (TLS; ?ca_file=,cert_file=,key_file=),\n"+
+		"redis+sentinel://[user:pass@]h1:26379,h2:26379/master[/db], redis+cluster://h1:6379,h2:6379, options ?namespace=NS&timeout=SECONDS (TokenRedis);\n"+
+		"a key file, PEM public key or base64url secret, for tokens that are JWTs with host and port claims (JWTTokenApi)")
 	fs.BoolVar(&o.hostToken, "host-token", false, "take the token from the Host header instead of ?token=")
-	fs.Var((*listFlag)(&o.allowTargets), "allow-target", "`CIDR:ports` token targets may reach, e.g. 10.0.0.0/8:5900-5999 (repeatable; required with TokenRedis, default for token files: any)")
+	fs.Var((*listFlag)(&o.allowTargets), "allow-target", "`CIDR:ports` token targets may reach, e.g. 10.0.0.0/8:5900-5999 (repeatable; required with TokenRedis, default for token files and JWTs: any)")
 	fs.StringVar(&o.unixTarget, "unix-target", "", "relay to the Unix socket `file` instead of a TCP target")
 	fs.BoolVar(&o.sslTarget, "ssl-target", false, "connect to the target with TLS (its certificate is verified; see --ssl-target-insecure)")
 	fs.BoolVar(&o.sslTargetInsecure, "ssl-target-insecure", false, "with --ssl-target, do not verify the target's certificate (websockify's behaviour)")

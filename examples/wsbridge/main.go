@@ -82,6 +82,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	if err != nil {
 		return err
 	}
+	defer closeTokenStore(h.Resolver)
 	h.OpenTap = o.legacy.openTap(stderr, log)
 	o.edge.apply(h)
 	lopts := &bridge.ListenerOptions{Logger: log}
@@ -149,6 +150,8 @@ func describeTarget(o *options) string {
 	switch {
 	case o.unixTarget != "":
 		return "unix:" + o.unixTarget
+	case o.tokenPlugin == "TokenRedis":
+		return o.tokenPlugin + ":" + redisSourceForLog(o.tokenSource)
 	case o.tokenPlugin != "":
 		return o.tokenPlugin + ":" + o.tokenSource
 	}
@@ -237,11 +240,21 @@ func tokenResolver(o *options, log *slog.Logger) (*bridge.TokenResolver, error) 
 			return nil, err
 		}
 		r.Store = store
+		routeRedisLogs(log)
 		if len(o.allowTargets) == 0 {
 			return nil, errors.New("TokenRedis needs --allow-target: whoever can write to Redis would otherwise choose any target (use --allow-target '0.0.0.0/0:*' to accept that)")
 		}
+	case "JWTTokenApi":
+		store, err := jwtStore(o, log)
+		if err != nil {
+			return nil, err
+		}
+		r.Store = store
+		// Whoever holds the key chooses targets: trusted as the operator
+		// is, unless --allow-target narrows them.
+		r.Allow = bridge.AllowAll()
 	default:
-		return nil, fmt.Errorf("unknown --token-plugin %q (TokenFile, ReadOnlyTokenFile, TokenRedis)", o.tokenPlugin)
+		return nil, fmt.Errorf("unknown --token-plugin %q (TokenFile, ReadOnlyTokenFile, TokenRedis, JWTTokenApi)", o.tokenPlugin)
 	}
 	if len(o.allowTargets) > 0 {
 		allow, err := bridge.ParseAllowList(o.allowTargets...)
