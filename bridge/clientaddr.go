@@ -50,7 +50,7 @@ func ClientAddrPort(ctx context.Context) (ap netip.AddrPort, ok bool) {
 
 // ParseTrustedProxies parses CIDR prefixes ("10.0.0.0/8", "fd00::/8") and
 // single addresses ("192.0.2.7", a /32 or /128) for
-// Handler.TrustedProxies and ListenerOptions.TrustedProxies. IPv4-mapped
+// Handler.TrustedProxies and ProxyProtocolPolicy.TrustedProxies. IPv4-mapped
 // IPv6 prefixes are converted to IPv4 ones. It fails on the first entry
 // that is neither, naming it.
 func ParseTrustedProxies(list ...string) ([]netip.Prefix, error) {

@@ -26,9 +26,8 @@ func ExampleListenerOptions_proxyProtocol() {
 	ctx := context.Background()
 	go func() { _ = certs.Watch(ctx) }()
 	l, err := bridge.Listen("tcp", ":6080", &bridge.ListenerOptions{
-		ProxyProtocol:  true,
-		TrustedProxies: trusted,
-		TLSConfig:      &tls.Config{GetCertificate: certs.GetCertificate},
+		ProxyProtocol: &bridge.ProxyProtocolPolicy{TrustedProxies: trusted},
+		TLSConfig:     &tls.Config{GetCertificate: certs.GetCertificate},
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -61,23 +61,27 @@ type ListenerOptions struct {
 	// slog.Default().
 	Logger *slog.Logger
 
-	// ProxyProtocol requires a PROXY protocol header (v1 or v2, as
-	// HAProxy's send-proxy and send-proxy-v2 write it) at the start of
-	// every connection, before TLS, Flash and HTTP are told apart, as
-	// nginx's "listen ... proxy_protocol" and HAProxy's accept-proxy do.
-	// Connections from outside TrustedProxies are closed before anything
-	// is read, whether or not they would send a header; a trusted peer
-	// that sends none, a bad one or a datagram one within PeekTimeout is
-	// closed too, each with a log line. The header's source and
-	// destination become the connection's RemoteAddr and LocalAddr (so
-	// http.Request.RemoteAddr is the client's); a LOCAL header (a
-	// proxy's health check) keeps the socket's. Peers of a Unix-socket
-	// listener are trusted: the socket file's permissions decide who
-	// connects.
-	ProxyProtocol bool
+	// ProxyProtocol, when not nil, requires a PROXY protocol header (v1 or
+	// v2, as HAProxy's send-proxy and send-proxy-v2 write it) at the start
+	// of every connection, before TLS, Flash and HTTP are told apart, as
+	// nginx's "listen ... proxy_protocol" and HAProxy's accept-proxy do;
+	// see ProxyProtocolPolicy. Nil reads no header.
+	ProxyProtocol *ProxyProtocolPolicy
+}
+
+// ProxyProtocolPolicy says who may send the PROXY headers a Listener
+// requires (ListenerOptions.ProxyProtocol). Connections from outside
+// TrustedProxies are closed before anything is read, whether or not they
+// would send a header; a trusted peer that sends none, a bad one or a
+// datagram one within PeekTimeout is closed too, each with a log line.
+// The header's source and destination become the connection's RemoteAddr
+// and LocalAddr (so http.Request.RemoteAddr is the client's); a LOCAL
+// header (a proxy's health check) keeps the socket's. Peers of a
+// Unix-socket listener are trusted: the socket file's permissions decide
+// who connects.
+type ProxyProtocolPolicy struct {
 	// TrustedProxies are the networks allowed to send PROXY headers; see
-	// ParseTrustedProxies. Empty with ProxyProtocol refuses every TCP
-	// connection.
+	// ParseTrustedProxies. Empty refuses every TCP connection.
 	TrustedProxies []netip.Prefix
 }
 
@@ -266,7 +270,7 @@ func (l *Listener) classify(c net.Conn) {
 	stop := context.AfterFunc(l.ctx, func() { c.Close() })
 	remote := c.RemoteAddr().String()
 
-	if l.opts.ProxyProtocol {
+	if l.opts.ProxyProtocol != nil {
 		proxied, err := l.readProxyHeader(c)
 		if err != nil {
 			if stop() {

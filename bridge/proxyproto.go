@@ -100,7 +100,7 @@ func targetProxyHeader(v ProxyProtocolVersion, r *http.Request) (*proxyproto.Hea
 // LOCAL header, a proxy's own health check) and any bytes read past the
 // header put back.
 func (l *Listener) readProxyHeader(c net.Conn) (net.Conn, error) {
-	if !peerTrusted(l.opts.TrustedProxies, c.RemoteAddr()) {
+	if !peerTrusted(l.opts.ProxyProtocol.TrustedProxies, c.RemoteAddr()) {
 		return nil, fmt.Errorf("%w: not from a trusted proxy (--trusted-proxy)", ErrProxyProtocol)
 	}
 	if err := c.SetReadDeadline(time.Now().Add(l.opts.PeekTimeout)); err != nil {

@@ -132,8 +132,8 @@ func TestListenerProxyProtocol(t *testing.T) {
 	t.Parallel()
 	cert := peertest.SelfSigned(t)
 	addr, logs, rem := proxiedBridge(t, peertest.EchoServer(t), bridge.ListenerOptions{
-		ProxyProtocol: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert.TLS}}, PeekTimeout: 2 * time.Second,
+		ProxyProtocol: &bridge.ProxyProtocolPolicy{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
+		TLSConfig:     &tls.Config{Certificates: []tls.Certificate{cert.TLS}}, PeekTimeout: 2 * time.Second,
 	}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -186,8 +186,8 @@ func TestListenerProxyProtocol(t *testing.T) {
 func TestListenerProxyProtocolSlowloris(t *testing.T) {
 	t.Parallel()
 	addr, logs, _ := proxiedBridge(t, peertest.EchoServer(t), bridge.ListenerOptions{
-		ProxyProtocol: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-		PeekTimeout: 300 * time.Millisecond,
+		ProxyProtocol: &bridge.ProxyProtocolPolicy{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
+		PeekTimeout:   300 * time.Millisecond,
 	}, nil)
 	c, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
@@ -211,7 +211,7 @@ func TestHAProxySendsProxyToBridge(t *testing.T) {
 		t.Run(fmt.Sprintf("v%d", version), func(t *testing.T) {
 			t.Parallel()
 			addr, logs, rem := proxiedBridge(t, echo, bridge.ListenerOptions{
-				ProxyProtocol: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+				ProxyProtocol: &bridge.ProxyProtocolPolicy{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
 			}, nil)
 			front := peertest.HAProxySendProxy(t, addr, version)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -233,7 +233,7 @@ func TestHAProxySendsProxyToBridge(t *testing.T) {
 			// network: its headers are not believed, the connection is
 			// refused.
 			strict, strictLogs, strictRem := proxiedBridge(t, echo, bridge.ListenerOptions{
-				ProxyProtocol: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+				ProxyProtocol: &bridge.ProxyProtocolPolicy{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
 			}, nil)
 			front2 := peertest.HAProxySendProxy(t, strict, version)
 			_, err := dialFrom(ctx, front2, "127.0.0.2", nil, nil)

@@ -101,8 +101,9 @@ func (e *edgeOptions) apply(h *bridge.Handler) {
 // listen opens the TCP listener (when addr is not empty) and the Unix one
 // (with --unix-listen), each a sniffing bridge.Listener with lopts.
 func (e *edgeOptions) listen(addr string, lopts *bridge.ListenerOptions) ([]*bridge.Listener, error) {
-	lopts.ProxyProtocol = e.proxyProtocol
-	lopts.TrustedProxies = e.trusted
+	if e.proxyProtocol {
+		lopts.ProxyProtocol = &bridge.ProxyProtocolPolicy{TrustedProxies: e.trusted}
+	}
 	var ls []*bridge.Listener
 	closeAll := func() {
 		for _, l := range ls {

@@ -1,4 +1,4 @@
-package wsproxy
+package httpauth
 
 import (
 	"context"
@@ -14,42 +14,19 @@ import (
 	"strings"
 )
 
-// DigestAuth is the Digest scheme (RFC 7616), answering challenges with the
-// algorithms MD5, MD5-sess, SHA-256, SHA-256-sess, SHA-512-256 and
-// SHA-512-256-sess, with qop "auth" (or "auth-int", whose body hash is that
-// of the empty CONNECT body) and in the older form without qop (RFC 2069).
-// The digest URI is the CONNECT authority, "host:port". The password never
-// leaves the machine, but a captured exchange allows an offline guess: a
-// strong password still matters.
-//
-// Details:
-//   - the client nonce (cnonce) is 16 bytes from crypto/rand; the nonce
-//     count (nc) counts the requests sent with one nonce;
-//   - opaque is echoed; userhash=true sends H(user:realm) instead of the
-//     user name; with charset=UTF-8 a non-ASCII user name goes as
-//     username* (RFC 8187), and the password is hashed as UTF-8;
-//   - a value the answer would have to quote but cannot (a user name,
-//     realm, nonce, opaque or target with a control character such as CR
-//     or LF) makes Answer fail instead of writing a broken header;
-//   - stale=true (the nonce expired, the password was right) is answered
-//     once with the new nonce, without asking for credentials again;
-//   - after a success the Dialer keeps H(user:realm:password) (HA1, not the
-//     password) and the nonce for this proxy and realm, and sends the next
-//     nonce count preemptively on later dials, which then cost no 407
-//     round trip. When the proxy refuses that nonce, the dial answers its
-//     new challenge once with the same key.
-//
-// Strength is StrengthDigestSHA256 for the SHA-256 and SHA-512-256
-// families, StrengthDigestMD5 for MD5, and 0 (cannot answer) for an
-// unknown algorithm, a challenge without nonce, a qop list with neither
-// auth nor auth-int, or a -sess algorithm without qop.
-type DigestAuth struct{}
+// Digest (RFC 7616): the root package's DigestAuth documents the
+// behaviour; this file holds the mechanics.
 
-// Name returns "Digest".
-func (DigestAuth) Name() string { return "Digest" }
+// Digest strengths, by hash family.
+const (
+	DigestWeak   = 1 // MD5 and MD5-sess, or no algorithm
+	DigestStrong = 2 // SHA-256 and SHA-512-256, plain or -sess
+)
 
-// Strength ranks ch by its algorithm; see DigestAuth.
-func (DigestAuth) Strength(ch Challenge) int {
+// DigestStrength rates ch: DigestStrong, DigestWeak, or 0 when this
+// client cannot answer it (an unknown algorithm, no nonce, a qop list with
+// neither auth nor auth-int, or a -sess algorithm without qop).
+func DigestStrength(ch Challenge) int {
 	dc, err := parseDigestChallenge(ch)
 	if err != nil {
 		return 0
@@ -57,18 +34,11 @@ func (DigestAuth) Strength(ch Challenge) int {
 	return dc.alg.strength
 }
 
-// NeedsCredentials returns true.
-func (DigestAuth) NeedsCredentials() bool { return true }
-
-// Start returns a session for one CONNECT to target. It fails when creds
-// is nil. The session keeps the password only until its first answer has
-// derived the key from it.
-func (DigestAuth) Start(_ context.Context, _ *url.URL, target string, creds *Credentials) (AuthSession, error) {
-	if creds == nil {
-		return nil, errors.New("digest auth needs credentials")
-	}
-	c := *creds
-	return &digestSession{target: target, creds: &c, user: c.Username}, nil
+// NewDigest returns a session answering the Digest challenges of one
+// CONNECT to target with c. It keeps the password only until its first
+// answer has derived the key from it.
+func NewDigest(target string, c Credentials) *DigestSession {
+	return &DigestSession{target: target, creds: &c, user: c.Username}
 }
 
 // digestAlg is one Digest algorithm.
@@ -88,11 +58,11 @@ func parseDigestAlg(name string) (digestAlg, bool) {
 	a := digestAlg{name: name, sess: sess}
 	switch {
 	case base == "" && !sess, strings.EqualFold(base, "MD5"):
-		a.family, a.hash, a.strength = "MD5", md5.New, StrengthDigestMD5
+		a.family, a.hash, a.strength = "MD5", md5.New, DigestWeak
 	case strings.EqualFold(base, "SHA-256"):
-		a.family, a.hash, a.strength = "SHA-256", sha256.New, StrengthDigestSHA256
+		a.family, a.hash, a.strength = "SHA-256", sha256.New, DigestStrong
 	case strings.EqualFold(base, "SHA-512-256"):
-		a.family, a.hash, a.strength = "SHA-512-256", sha512.New512_256, StrengthDigestSHA256
+		a.family, a.hash, a.strength = "SHA-512-256", sha512.New512_256, DigestStrong
 	default:
 		return a, false
 	}
@@ -151,8 +121,8 @@ type digestKey struct {
 	realm, family, ha1 string
 }
 
-// digestSession answers the Digest challenges of one dial.
-type digestSession struct {
+// DigestSession answers the Digest challenges of one dial.
+type DigestSession struct {
 	target string
 	creds  *Credentials // until the first answer derives key from it
 	user   string
@@ -160,20 +130,25 @@ type digestSession struct {
 	ch     digestChallenge // the challenge in force
 	cnonce string          // for -sess: fixed for the nonce
 	sess   string          // for -sess: the session key for nonce and cnonce
-	nc     uint32          // the last nonce count sent with ch.nonce
+	count  *nonceCount     // the counts sent with ch.nonce, shared by the sessions resumed from one success
+	nc     uint32          // the last nonce count this session sent
 
 	answers  int
 	retryAny bool // preemptive: any new challenge gets one answer
 	retried  bool
 }
 
-func (s *digestSession) ConnectionBound() bool { return false }
+// ConnectionBound is false: a Digest answer is valid on any connection.
+func (s *DigestSession) ConnectionBound() bool { return false }
 
 // Done is true once the one retry (stale nonce, or a preemptive answer the
 // proxy refused) has been spent.
-func (s *digestSession) Done() bool { return s.retried }
+func (s *DigestSession) Done() bool { return s.retried }
 
-func (s *digestSession) Answer(_ context.Context, ch Challenge) (string, error) {
+// Answer answers ch: the first challenge, then once more a stale one (or,
+// after a preemptive answer, any new one). An error wrapping ErrRejected
+// says the proxy refused the credentials.
+func (s *DigestSession) Answer(ch Challenge) (string, error) {
 	dc, err := parseDigestChallenge(ch)
 	if err != nil {
 		return "", err
@@ -185,7 +160,7 @@ func (s *digestSession) Answer(_ context.Context, ch Challenge) (string, error) 
 	}
 	if s.answers > 0 {
 		if s.retried || !dc.stale && !s.retryAny {
-			return "", fmt.Errorf("%w (a new Digest challenge without stale=true)", ErrProxyCredentialsRejected)
+			return "", fmt.Errorf("%w (a new Digest challenge without stale=true)", ErrRejected)
 		}
 		s.retried = true
 	}
@@ -200,7 +175,7 @@ func (s *digestSession) Answer(_ context.Context, ch Challenge) (string, error) 
 // quoted-string but cannot: a quoted-string has no room for control
 // characters other than HTAB. It returns "" when there is none. A user
 // name sent hashed (userhash) or as username* needs no quoting.
-func (s *digestSession) unquotable(dc digestChallenge) string {
+func (s *DigestSession) unquotable(dc digestChallenge) string {
 	user := s.user
 	if dc.userhash || dc.utf8 && !isPrintableASCII(user) {
 		user = ""
@@ -219,7 +194,7 @@ func (s *digestSession) unquotable(dc digestChallenge) string {
 
 // adopt makes dc the challenge in force, deriving the key from the
 // password on first use and then forgetting the password.
-func (s *digestSession) adopt(dc digestChallenge) error {
+func (s *DigestSession) adopt(dc digestChallenge) error {
 	if s.creds != nil {
 		s.key = digestKey{
 			realm:  dc.realm,
@@ -228,23 +203,16 @@ func (s *digestSession) adopt(dc digestChallenge) error {
 		}
 		s.creds = nil
 	} else if s.key.realm != dc.realm || s.key.family != dc.alg.family {
-		return fmt.Errorf("%w (the proxy changed the Digest realm or algorithm; the kept key does not fit)", ErrProxyCredentialsRejected)
+		return fmt.Errorf("%w (the proxy changed the Digest realm or algorithm; the kept key does not fit)", ErrRejected)
 	}
 	s.ch, s.nc, s.cnonce, s.sess = dc, 0, "", ""
+	s.count = &nonceCount{}
 	return nil
 }
 
-// preemptive answers the nonce in force, before the proxy asks; a refusal
-// is then answered once more with the proxy's new nonce.
-func (s *digestSession) preemptive() string {
-	s.answers++
-	s.retryAny = true
-	return s.answer("CONNECT", s.target, newCnonce())
-}
-
 // answer builds the Proxy-Authorization value for the next nonce count.
-func (s *digestSession) answer(method, uri, cnonce string) string {
-	s.nc++
+func (s *DigestSession) answer(method, uri, cnonce string) string {
+	s.nc = s.count.next()
 	dc := &s.ch
 	h := dc.alg.hash
 	ha1 := s.key.ha1
@@ -296,37 +264,80 @@ func (s *digestSession) answer(method, uri, cnonce string) string {
 	return b.String()
 }
 
-// digestReuse is what the Dialer keeps after a Digest success to answer
-// later dials preemptively: the key (HA1), never the password.
-type digestReuse struct {
+// nonceCount hands out the nonce counts of one nonce. A session that
+// answers a new nonce starts one; the sessions resumed from its success
+// share it, so concurrent dials and successes stored out of order never
+// send a count twice.
+type nonceCount struct {
+	mu   sync.Mutex
+	last uint32
+}
+
+func (c *nonceCount) next() uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last++
+	return c.last
+}
+
+// digestState is what a Digest success leaves for later dials: the key
+// (HA1), never the password, and the nonce in force with its counter.
+type digestState struct {
 	user   string
 	key    digestKey
 	ch     digestChallenge
 	cnonce string
 	sess   string
-	nc     uint32 // the last nonce count handed out
+	count  *nonceCount
 }
 
-func (s *digestSession) reuse() *digestReuse {
-	return &digestReuse{user: s.user, key: s.key, ch: s.ch, cnonce: s.cnonce, sess: s.sess, nc: s.nc}
+// State returns what a later dial needs to answer without the password
+// (see ResumeDigest), and the user name it is for.
+func (s *DigestSession) State() (state any, user string) {
+	return &digestState{user: s.user, key: s.key, ch: s.ch, cnonce: s.cnonce, sess: s.sess, count: s.count}, s.user
 }
 
-// session continues with the kept nonce; r.nc is the count to send next.
-func (r *digestReuse) session(target string) *digestSession {
-	return &digestSession{target: target, user: r.user, key: r.key, ch: r.ch, cnonce: r.cnonce, sess: r.sess, nc: r.nc - 1}
+// ResumeDigest answers from a state a Digest success left (see State).
+// With ch nil it answers the kept nonce before the proxy asks, with the
+// next nonce count; a refusal is then answered once more with the proxy's
+// new nonce. With a challenge it answers that challenge with the kept key.
+// ok is false when state is not a Digest state or the key does not fit the
+// challenge's realm or algorithm.
+func ResumeDigest(state any, target string, ch *Challenge) (s *DigestSession, value string, ok bool) {
+	st, isDigest := state.(*digestState)
+	if !isDigest {
+		return nil, "", false
+	}
+	if ch == nil {
+		s = &DigestSession{target: target, user: st.user, key: st.key, ch: st.ch, cnonce: st.cnonce, sess: st.sess, count: st.count}
+		s.answers++
+		s.retryAny = true
+		return s, s.answer("CONNECT", s.target, newCnonce()), true
+	}
+	dc, err := parseDigestChallenge(*ch)
+	if err != nil || dc.realm != st.key.realm || dc.alg.family != st.key.family {
+		return nil, "", false
+	}
+	s = &DigestSession{target: target, user: st.user, key: st.key}
+	value, err = s.Answer(*ch)
+	if err != nil {
+		return nil, "", false
+	}
+	return s, value, true
 }
 
-// restart answers a new challenge with the kept key; it fails when the key
-// does not fit the challenge's realm or algorithm.
-func (r *digestReuse) restart(target string, ch Challenge) (*digestSession, error) {
+// DigestAnswerForTest answers ch as the first request of a Digest session
+// for method and uri with a fixed client nonce, as the RFC examples do.
+func DigestAnswerForTest(ch Challenge, user, password, method, uri, cnonce string) (string, error) {
 	dc, err := parseDigestChallenge(ch)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	if dc.realm != r.key.realm || dc.alg.family != r.key.family {
-		return nil, errors.New("the kept key is for another realm or algorithm")
+	s := &DigestSession{creds: &Credentials{Username: user, Password: password}, user: user}
+	if err := s.adopt(dc); err != nil {
+		return "", err
 	}
-	return &digestSession{target: target, user: r.user, key: r.key}, nil
+	return s.answer(method, uri, cnonce), nil
 }
 
 func digestHash(h func() hash.Hash, s string) string {
