@@ -2,14 +2,21 @@ package wsproxy
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
+
+	"github.com/wsproxy/wsproxy/internal/httpauth"
 )
+
+// Proxy authentication: the public types (challenges, credentials, the
+// scheme interfaces and the built-in schemes, whose mechanics live in
+// internal/httpauth), and authState, which carries one dial through its
+// 407 rounds.
 
 // Challenge is one challenge from a Proxy-Authenticate header (RFC 7235
 // section 2.1): a scheme followed by either a token68 or parameters.
@@ -44,194 +51,28 @@ func (c Challenge) String() string {
 // values, empty list elements). On a syntax error it returns the challenges
 // parsed before it together with the error.
 func ParseChallenges(values []string) ([]Challenge, error) {
-	var out []Challenge
-	for _, v := range values {
-		p := challengeParser{s: v}
-		chs, err := p.parse()
-		out = append(out, chs...)
-		if err != nil {
-			return out, fmt.Errorf("parse Proxy-Authenticate %q: %w", truncate(v, 200), err)
-		}
-	}
-	return out, nil
+	chs, err := httpauth.ParseChallenges(values)
+	return fromMech(chs), err
 }
 
-type challengeParser struct {
-	s string
-	i int
+// fromMech and toMech convert challenges at the package boundary.
+func fromMech(chs []httpauth.Challenge) []Challenge {
+	if chs == nil {
+		return nil
+	}
+	out := make([]Challenge, len(chs))
+	for i, ch := range chs {
+		out[i] = Challenge(ch)
+	}
+	return out
 }
 
-func (p *challengeParser) eof() bool { return p.i >= len(p.s) }
-
-func (p *challengeParser) skipOWS() {
-	for p.i < len(p.s) && (p.s[p.i] == ' ' || p.s[p.i] == '\t') {
-		p.i++
+func toMech(chs []Challenge) []httpauth.Challenge {
+	out := make([]httpauth.Challenge, len(chs))
+	for i, ch := range chs {
+		out[i] = httpauth.Challenge(ch)
 	}
-}
-
-// skipSeparators skips white space and empty list elements.
-func (p *challengeParser) skipSeparators() {
-	for p.i < len(p.s) && (p.s[p.i] == ' ' || p.s[p.i] == '\t' || p.s[p.i] == ',') {
-		p.i++
-	}
-}
-
-func (p *challengeParser) token() string {
-	start := p.i
-	for p.i < len(p.s) && isTokenChar(p.s[p.i]) {
-		p.i++
-	}
-	return p.s[start:p.i]
-}
-
-func (p *challengeParser) parse() ([]Challenge, error) {
-	var out []Challenge
-	for {
-		p.skipSeparators()
-		if p.eof() {
-			return out, nil
-		}
-		scheme := p.token()
-		if scheme == "" {
-			return out, fmt.Errorf("expected an auth-scheme at offset %d", p.i)
-		}
-		ch := Challenge{Scheme: scheme}
-		p.skipOWS()
-		if t68, ok := p.token68(); ok {
-			ch.Token68 = t68
-			out = append(out, ch)
-			continue
-		}
-		for {
-			p.skipOWS()
-			if p.eof() {
-				break
-			}
-			if p.s[p.i] == ',' {
-				// Either the next auth-param or the next challenge.
-				save := p.i
-				p.skipSeparators()
-				if p.eof() {
-					break
-				}
-				if !p.atParam() {
-					p.i = save
-					break
-				}
-			}
-			name, value, err := p.param()
-			if err != nil {
-				return out, err
-			}
-			if ch.Params == nil {
-				ch.Params = make(map[string]string)
-			}
-			name = strings.ToLower(name)
-			if _, dup := ch.Params[name]; !dup {
-				ch.Params[name] = value
-			}
-		}
-		out = append(out, ch)
-	}
-}
-
-// token68 consumes a token68 if one stands here, followed by the end of the
-// list element.
-func (p *challengeParser) token68() (string, bool) {
-	start := p.i
-	j := p.i
-	for j < len(p.s) && isToken68Char(p.s[j]) {
-		j++
-	}
-	if j == start {
-		return "", false
-	}
-	for j < len(p.s) && p.s[j] == '=' {
-		j++
-	}
-	k := j
-	for k < len(p.s) && (p.s[k] == ' ' || p.s[k] == '\t') {
-		k++
-	}
-	if k < len(p.s) && p.s[k] != ',' {
-		return "", false
-	}
-	p.i = k
-	return p.s[start:j], true
-}
-
-// atParam reports whether an auth-param (token BWS "=") starts here.
-func (p *challengeParser) atParam() bool {
-	j := p.i
-	for j < len(p.s) && isTokenChar(p.s[j]) {
-		j++
-	}
-	if j == p.i {
-		return false
-	}
-	for j < len(p.s) && (p.s[j] == ' ' || p.s[j] == '\t') {
-		j++
-	}
-	return j < len(p.s) && p.s[j] == '='
-}
-
-func (p *challengeParser) param() (name, value string, err error) {
-	name = p.token()
-	if name == "" {
-		return "", "", fmt.Errorf("at offset %d: expected a token68 or an auth-param (name=value), found %q", p.i, truncate(p.s[p.i:], 20))
-	}
-	p.skipOWS()
-	if p.eof() || p.s[p.i] != '=' {
-		return "", "", fmt.Errorf("at offset %d: expected '=' after %q", p.i, name)
-	}
-	p.i++
-	p.skipOWS()
-	if !p.eof() && p.s[p.i] == '"' {
-		value, err = p.quoted()
-		return name, value, err
-	}
-	// Lenient: an unquoted value runs to the next comma or white space.
-	start := p.i
-	for p.i < len(p.s) && p.s[p.i] != ',' && p.s[p.i] != ' ' && p.s[p.i] != '\t' {
-		p.i++
-	}
-	return name, p.s[start:p.i], nil
-}
-
-func (p *challengeParser) quoted() (string, error) {
-	p.i++ // opening quote
-	var b strings.Builder
-	for p.i < len(p.s) {
-		c := p.s[p.i]
-		switch c {
-		case '"':
-			p.i++
-			return b.String(), nil
-		case '\\':
-			if p.i+1 < len(p.s) {
-				b.WriteByte(p.s[p.i+1])
-				p.i += 2
-				continue
-			}
-		}
-		b.WriteByte(c)
-		p.i++
-	}
-	return "", errors.New("unterminated quoted-string")
-}
-
-func isTokenChar(c byte) bool {
-	if c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
-
-func isToken68Char(c byte) bool {
-	if c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
-		return true
-	}
-	return strings.IndexByte("-._~+/", c) >= 0
+	return out
 }
 
 // Credentials are a user name and password for a proxy. For NTLM the user
@@ -316,7 +157,8 @@ const (
 
 // BasicAuth is the Basic scheme (RFC 7617). Credentials go base64 encoded,
 // readable by anyone on the path to the proxy: prefer an HTTPS proxy or a
-// stronger scheme when the proxy offers one.
+// stronger scheme when the proxy offers one. It is sent before a challenge
+// only as the cleartext rule on Dialer.Credentials allows.
 type BasicAuth struct{}
 
 // Name returns "Basic".
@@ -333,27 +175,169 @@ func (BasicAuth) Start(_ context.Context, _ *url.URL, _ string, c *Credentials) 
 	if c == nil {
 		return nil, errors.New("basic auth needs credentials")
 	}
-	return &basicSession{value: basicValue(*c)}, nil
+	return mechSession{httpauth.NewBasic(httpauth.Credentials(*c), false)}, nil
 }
 
-type basicSession struct {
-	value string
-	sent  bool
+// answerUnasked implements answersUnasked.
+func (BasicAuth) answerUnasked(c Credentials) (AuthSession, string) {
+	s := httpauth.NewBasic(httpauth.Credentials(c), true)
+	return mechSession{s}, s.Value()
 }
 
-func (s *basicSession) Answer(context.Context, Challenge) (string, error) {
-	if s.sent {
-		return "", ErrProxyCredentialsRejected
+// DigestAuth is the Digest scheme (RFC 7616), answering challenges with the
+// algorithms MD5, MD5-sess, SHA-256, SHA-256-sess, SHA-512-256 and
+// SHA-512-256-sess, with qop "auth" (or "auth-int", whose body hash is that
+// of the empty CONNECT body) and in the older form without qop (RFC 2069).
+// The digest URI is the CONNECT authority, "host:port". The password never
+// leaves the machine, but a captured exchange allows an offline guess: a
+// strong password still matters.
+//
+// Details:
+//   - the client nonce (cnonce) is 16 bytes from crypto/rand; the nonce
+//     count (nc) counts the requests sent with one nonce;
+//   - opaque is echoed; userhash=true sends H(user:realm) instead of the
+//     user name; with charset=UTF-8 a non-ASCII user name goes as
+//     username* (RFC 8187), and the password is hashed as UTF-8;
+//   - a value the answer would have to quote but cannot (a user name,
+//     realm, nonce, opaque or target with a control character such as CR
+//     or LF) makes Answer fail instead of writing a broken header;
+//   - stale=true (the nonce expired, the password was right) is answered
+//     once with the new nonce, without asking for credentials again;
+//   - after a success the Dialer keeps H(user:realm:password) (HA1, not the
+//     password) and the nonce for this proxy and realm, and sends the next
+//     nonce count preemptively on later dials, which then cost no 407
+//     round trip. When the proxy refuses that nonce, the dial answers its
+//     new challenge once with the same key.
+//
+// Strength is StrengthDigestSHA256 for the SHA-256 and SHA-512-256
+// families, StrengthDigestMD5 for MD5, and 0 (cannot answer) for an
+// unknown algorithm, a challenge without nonce, a qop list with neither
+// auth nor auth-int, or a -sess algorithm without qop.
+type DigestAuth struct{}
+
+// Name returns "Digest".
+func (DigestAuth) Name() string { return "Digest" }
+
+// Strength ranks ch by its algorithm; see DigestAuth.
+func (DigestAuth) Strength(ch Challenge) int {
+	switch httpauth.DigestStrength(httpauth.Challenge(ch)) {
+	case httpauth.DigestStrong:
+		return StrengthDigestSHA256
+	case httpauth.DigestWeak:
+		return StrengthDigestMD5
 	}
-	s.sent = true
-	return s.value, nil
+	return 0
 }
-func (s *basicSession) ConnectionBound() bool { return false }
-func (s *basicSession) Done() bool            { return s.sent }
 
-func basicValue(c Credentials) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password))
+// NeedsCredentials returns true.
+func (DigestAuth) NeedsCredentials() bool { return true }
+
+// Start returns a session for one CONNECT to target. It fails when creds
+// is nil. The session keeps the password only until its first answer has
+// derived the key from it.
+func (DigestAuth) Start(_ context.Context, _ *url.URL, target string, creds *Credentials) (AuthSession, error) {
+	if creds == nil {
+		return nil, errors.New("digest auth needs credentials")
+	}
+	return mechSession{httpauth.NewDigest(target, httpauth.Credentials(*creds))}, nil
 }
+
+// resume implements resumesFromState.
+func (DigestAuth) resume(state any, target string, ch *Challenge) (AuthSession, string, bool) {
+	s, value, ok := httpauth.ResumeDigest(state, target, (*httpauth.Challenge)(ch))
+	if !ok {
+		return nil, "", false
+	}
+	return mechSession{s}, value, true
+}
+
+// NTLMAuth is the NTLM scheme (NTLMv2 responses only), with the message
+// encoding of github.com/Azure/go-ntlmssp. Its three legs, negotiate →
+// challenge → authenticate, must run on one connection: the Dialer reads
+// each 407 body fully and sends the next CONNECT on the same socket. A
+// proxy that closes the connection after its challenge makes the dial fail
+// with a message saying so (NTLM cannot complete across connections).
+//
+// The user name may carry a domain as "DOMAIN\user" or "user@domain".
+// Challenges offering NTLMSSP_NEGOTIATE_LM_KEY or key exchange are answered
+// with NTLMv2 responses without negotiating either, as Windows clients do;
+// LM and NTLMv1 responses are never sent. A challenge without the UNICODE
+// flag gets the names in OEM form (ASCII names only; others fail the dial
+// with an error saying so). After a success the Dialer caches the credentials for the
+// proxy (NTLM has no realm) so later dials skip the callback, but each dial
+// still runs the three legs: NTLM authenticates a connection, not a request.
+type NTLMAuth struct{}
+
+// Name returns "NTLM".
+func (NTLMAuth) Name() string { return "NTLM" }
+
+// Strength returns StrengthNTLM.
+func (NTLMAuth) Strength(Challenge) int { return StrengthNTLM }
+
+// NeedsCredentials returns true.
+func (NTLMAuth) NeedsCredentials() bool { return true }
+
+// Start returns a session for one CONNECT. It fails when creds is nil or
+// empty (anonymous NTLM is not supported).
+func (NTLMAuth) Start(_ context.Context, _ *url.URL, _ string, creds *Credentials) (AuthSession, error) {
+	if creds == nil {
+		return nil, errors.New("NTLM needs a user name and password")
+	}
+	s, err := httpauth.NewNTLM(httpauth.Credentials(*creds))
+	if err != nil {
+		return nil, err
+	}
+	return mechSession{s}, nil
+}
+
+// mechSession adapts a session of internal/httpauth to AuthSession.
+type mechSession struct {
+	m interface {
+		Answer(httpauth.Challenge) (string, error)
+		ConnectionBound() bool
+		Done() bool
+	}
+}
+
+func (s mechSession) Answer(_ context.Context, ch Challenge) (string, error) {
+	return s.m.Answer(httpauth.Challenge(ch))
+}
+func (s mechSession) ConnectionBound() bool { return s.m.ConnectionBound() }
+func (s mechSession) Done() bool            { return s.m.Done() }
+
+// state implements keepsState for mechanisms that keep state instead of
+// the password (Digest).
+func (s mechSession) state() (any, string, bool) {
+	k, ok := s.m.(interface{ State() (any, string) })
+	if !ok {
+		return nil, "", false
+	}
+	st, user := k.State()
+	return st, user, true
+}
+
+// Optional capabilities of schemes and sessions, checked where they are
+// used (as net/http checks optional interfaces), so the 407 loop never
+// names a concrete scheme. Their methods are unexported: only built-in
+// schemes have them.
+type (
+	// answersUnasked: a scheme that can answer before any challenge,
+	// given credentials (Basic).
+	answersUnasked interface {
+		answerUnasked(c Credentials) (AuthSession, string)
+	}
+	// resumesFromState: a scheme that answers from the state a success
+	// left instead of the password (Digest): before any challenge when ch
+	// is nil, or a new challenge with the kept key.
+	resumesFromState interface {
+		resume(state any, target string, ch *Challenge) (AuthSession, string, bool)
+	}
+	// keepsState: a session whose success leaves a state to resume from,
+	// and the user it is for.
+	keepsState interface {
+		state() (state any, user string, ok bool)
+	}
+)
 
 // DefaultAuthSchemes returns the schemes a Dialer uses when AuthSchemes is
 // nil: Digest, NTLM and Basic. Append a Negotiate scheme to it to keep them
@@ -391,16 +375,7 @@ func chooseOffers(schemes []AuthScheme, chs []Challenge) []offer {
 }
 
 // describeChallenges lists offered schemes for error messages.
-func describeChallenges(chs []Challenge) string {
-	if len(chs) == 0 {
-		return "no challenge offered"
-	}
-	parts := make([]string, len(chs))
-	for i, ch := range chs {
-		parts[i] = ch.String()
-	}
-	return "offered: " + strings.Join(parts, ", ")
-}
+func describeChallenges(chs []Challenge) string { return httpauth.Describe(toMech(chs)) }
 
 func schemeNames(ss []AuthScheme) string {
 	names := make([]string, len(ss))
@@ -422,75 +397,77 @@ func redactHeaderValue(name, value string) string {
 	return value
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// authStoreInit guards the lazy creation of each Dialer's store.
+var authStoreInit sync.Mutex
+
+// authStore returns the Dialer's store of what worked at each proxy.
+func (d *Dialer) authStore() *httpauth.Store {
+	authStoreInit.Lock()
+	defer authStoreInit.Unlock()
+	if d.auth == nil {
+		d.auth = &httpauth.Store{}
 	}
-	return s[:n] + "..."
+	return d.auth
 }
 
-// credSource says where credentials came from, in the order they are
-// consulted.
-type credSource int
+// ForgetCredentials empties the Dialer's cache of proxy credentials that
+// worked (and of Digest keys and nonces), so the next dial to each proxy
+// starts with a challenge and asks the credential sources again. Call it
+// when the user logs out or a password changes.
+func (d *Dialer) ForgetCredentials() { d.authStore().Clear() }
 
-const (
-	srcNone     credSource = iota
-	srcURL                 // the proxy URL's userinfo
-	srcCache               // the Dialer's cache of credentials that worked
-	srcCallback            // Dialer.Credentials
-	srcNetrc               // the netrc file (Dialer.UseNetrc)
-	numSources
-)
-
-func (s credSource) String() string {
-	switch s {
-	case srcURL:
-		return "the proxy URL"
-	case srcCache:
-		return "the cache of credentials that worked"
-	case srcCallback:
-		return "Dialer.Credentials"
-	case srcNetrc:
-		return "the netrc file"
-	}
-	return "no source"
-}
-
-// authState carries the authentication of one dial through its 407 rounds,
-// looking for credentials in the order documented on Dialer.Credentials.
-type authState struct {
-	d      *Dialer
-	proxy  *url.URL // with userinfo, as configured
-	target string
-	key    string // the proxy's key in the Dialer's cache, set by header
-
-	started     bool
+// authAttempt is the scheme and credentials answering the proxy now. It is
+// replaced whole, never field by field.
+type authAttempt struct {
 	scheme      AuthScheme
 	session     AuthSession
 	realm       string
 	value       string // Proxy-Authorization for the next request
 	creds       *Credentials
-	src         credSource
+	src         httpauth.Source
 	speculative bool // value was sent before any challenge asked for it
+}
 
-	exhausted [numSources]bool
-	refused   []Credentials // rejected during this dial, never sent again
+// authState carries the authentication of one dial through its 407 rounds.
+// Credentials come from sources in the order documented on
+// Dialer.Credentials (httpauth.Sources keeps that order and what the
+// proxy refused); what worked goes to the Dialer's store for later dials.
+type authState struct {
+	d      *Dialer
+	proxy  *url.URL // with userinfo, as configured
+	target string
+	key    string // the proxy's key in the store, set by header
+
+	started bool
+	cur     authAttempt
+	sources *httpauth.Sources
+}
+
+// newAuthState prepares the authentication of one CONNECT to target
+// through proxy.
+func (d *Dialer) newAuthState(proxy *url.URL, target string) *authState {
+	a := &authState{d: d, proxy: proxy, target: target, key: httpauth.ProxyKey(proxy)}
+	a.sources = &httpauth.Sources{Logf: d.logf}
+	if proxy.User != nil {
+		p, _ := proxy.User.Password()
+		a.sources.URL = &httpauth.Credentials{Username: proxy.User.Username(), Password: p}
+	}
+	return a
 }
 
 // header returns the Proxy-Authorization value for the next CONNECT. On the
-// first request it is a preemptive answer: the next Digest nonce count (or
-// the Basic credentials) that worked at this proxy before, or else Basic
-// with the credentials in the proxy URL when AuthSchemes is Basic alone.
-// Nothing else goes before a challenge (see Dialer.Credentials).
+// first request it is a preemptive answer, as the cleartext rule on
+// Dialer.Credentials allows: the state a Digest success left, Basic
+// credentials that worked at this proxy before, or the proxy URL's
+// credentials when AuthSchemes is Basic alone.
 func (a *authState) header() string {
 	if !a.started {
 		a.started = true
-		a.key = proxyKey(a.proxy)
 		if a.d.ProxyConnectHeader.Get("Proxy-Authorization") == "" {
 			a.preempt()
 		}
 	}
-	return a.value
+	return a.cur.value
 }
 
 func (a *authState) allowed(name string) AuthScheme {
@@ -504,102 +481,99 @@ func (a *authState) allowed(name string) AuthScheme {
 
 // preempt prepares the first request's credentials, if any.
 func (a *authState) preempt() {
-	if e := a.d.authCache().preemptive(a.key); e != nil {
-		scheme := a.allowed(e.scheme)
-		sameUser := a.proxy.User == nil || a.proxy.User.Username() == e.username
-		switch {
-		case scheme == nil || !sameUser:
-		case e.digest != nil:
-			s := e.digest.session(a.target)
-			a.scheme, a.session, a.realm, a.src, a.speculative = scheme, s, e.realm, srcCache, true
-			a.value = s.preemptive()
-			a.d.logf("auth: sending Digest preemptively (realm %q worked at this proxy before; nonce count %d)", e.realm, s.nc)
-			return
-		case e.creds != nil && strings.EqualFold(e.scheme, "Basic"):
-			c := *e.creds
-			a.scheme, a.creds, a.realm, a.src, a.speculative = scheme, &c, e.realm, srcCache, true
-			a.session = &basicSession{value: basicValue(c), sent: true}
-			a.value = basicValue(c)
-			a.d.logf("auth: sending Basic preemptively (realm %q worked at this proxy before)", e.realm)
-			return
+	if e := a.d.authStore().Latest(a.key); e != nil {
+		scheme := a.allowed(e.Scheme)
+		sameUser := a.proxy.User == nil || a.proxy.User.Username() == e.Username
+		if scheme != nil && sameUser {
+			if r, ok := scheme.(resumesFromState); ok && e.State != nil {
+				if s, value, ok := r.resume(e.State, a.target, nil); ok {
+					a.cur = authAttempt{scheme: scheme, session: s, realm: e.Realm, value: value, src: httpauth.SourceStore, speculative: true}
+					a.d.logf("auth: sending %s preemptively (realm %q worked at this proxy before, with the key kept from then)", scheme.Name(), e.Realm)
+					return
+				}
+			}
+			if u, ok := scheme.(answersUnasked); ok && e.Creds != nil {
+				c := Credentials(*e.Creds)
+				s, value := u.answerUnasked(c)
+				a.cur = authAttempt{scheme: scheme, session: s, realm: e.Realm, value: value, creds: &c, src: httpauth.SourceStore, speculative: true}
+				a.d.logf("auth: sending %s preemptively (realm %q worked at this proxy before)", scheme.Name(), e.Realm)
+				return
+			}
 		}
-		if !strings.EqualFold(e.scheme, "Basic") {
-			// The proxy is known to use a stronger scheme: do not send
-			// the password in clear before it asks.
+		if _, unasked := scheme.(answersUnasked); !unasked {
+			// The proxy is known to use a scheme that waits for its
+			// challenge: send nothing before it asks.
 			return
 		}
 	}
-	if a.proxy.User != nil && a.basicOnly() {
-		a.creds = userinfoCredentials(a.proxy)
-		a.scheme, a.src, a.speculative = a.d.AuthSchemes[0], srcURL, true
-		a.session = &basicSession{value: basicValue(*a.creds), sent: true}
-		a.value = basicValue(*a.creds)
-		a.d.logf("auth: sending Basic credentials from the proxy URL preemptively (AuthSchemes allows Basic alone)")
+	if u := a.unaskedOnly(); u != nil && a.sources.URL != nil {
+		c := Credentials(*a.sources.URL)
+		s, value := u.answerUnasked(c)
+		a.cur = authAttempt{scheme: a.d.AuthSchemes[0], session: s, value: value, creds: &c, src: httpauth.SourceURL, speculative: true}
+		a.d.logf("auth: sending %s credentials from the proxy URL preemptively (AuthSchemes allows %[1]s alone)", a.cur.scheme.Name())
 	}
 }
 
-// basicOnly reports whether the user restricted AuthSchemes to Basic
-// alone: only then may the proxy URL's password go as Basic before the
-// proxy offered Basic (the cleartext rule on Dialer.Credentials).
-func (a *authState) basicOnly() bool {
-	return len(a.d.AuthSchemes) == 1 && strings.EqualFold(a.d.AuthSchemes[0].Name(), "Basic")
+// unaskedOnly returns the only scheme AuthSchemes allows when it can
+// answer before a challenge (Basic): only then may the proxy URL's
+// password go before the proxy offered it (the cleartext rule on
+// Dialer.Credentials).
+func (a *authState) unaskedOnly() answersUnasked {
+	if len(a.d.AuthSchemes) != 1 {
+		return nil
+	}
+	u, _ := a.d.AuthSchemes[0].(answersUnasked)
+	return u
 }
 
 // sent reports whether the last request carried credentials.
 func (a *authState) sent() bool {
-	return a.value != "" || a.d.ProxyConnectHeader.Get("Proxy-Authorization") != ""
+	return a.cur.value != "" || a.d.ProxyConnectHeader.Get("Proxy-Authorization") != ""
 }
 
 func (a *authState) schemeName() string {
-	if a.scheme == nil {
+	if a.cur.scheme == nil {
 		return "authentication"
 	}
-	return a.scheme.Name()
+	return a.cur.scheme.Name()
 }
 
 // rejected records that the proxy refused the credentials just sent and
-// returns the error that says so. Credentials from the cache are dropped
+// returns the error that says so. Credentials from the store are dropped
 // from it; no source is asked again in this dial.
 func (a *authState) rejected() error {
 	var err error
-	if a.creds != nil {
-		err = fmt.Errorf("%w (%s, user %q, from %s)", ErrProxyCredentialsRejected, a.schemeName(), a.creds.Username, a.src)
-		a.refused = append(a.refused, *a.creds)
+	if c := a.cur.creds; c != nil {
+		err = fmt.Errorf("%w (%s, user %q, from %s)", ErrProxyCredentialsRejected, a.schemeName(), c.Username, a.cur.src)
+		a.sources.Refused(a.cur.src, (*httpauth.Credentials)(c))
 	} else {
 		err = fmt.Errorf("%w (%s)", ErrProxyCredentialsRejected, a.schemeName())
+		a.sources.Refused(a.cur.src, nil)
 	}
-	if a.src != srcNone {
-		a.exhausted[a.src] = true
-	}
-	if a.scheme != nil {
-		if a.d.authCache().drop(a.key, a.realm, a.schemeName()) {
-			a.d.logf("auth: dropped the cached %s credentials for realm %q: the proxy refused them", a.schemeName(), a.realm)
-		}
+	if a.cur.scheme != nil && a.d.authStore().Drop(a.key, a.cur.realm, a.schemeName()) {
+		a.d.logf("auth: dropped the cached %s credentials for realm %q: the proxy refused them", a.schemeName(), a.cur.realm)
 	}
 	return err
 }
 
-// succeeded is called when the proxy accepted the CONNECT: the scheme and
-// credentials that worked are cached for later dials to this proxy.
+// succeeded is called when the proxy accepted the CONNECT: what worked is
+// stored for later dials to this proxy, the scheme's own state (Digest's
+// key) when it keeps one, else the credentials.
 func (a *authState) succeeded() {
-	if a.session == nil || a.scheme == nil {
+	if a.cur.session == nil || a.cur.scheme == nil {
 		return
 	}
-	e := &authEntry{scheme: a.scheme.Name(), realm: a.realm}
-	if ds, ok := a.session.(*digestSession); ok {
-		e.digest = ds.reuse()
-		e.username = ds.user
-	} else if a.creds != nil {
-		c := *a.creds
-		e.creds, e.username = &c, c.Username
+	e := &httpauth.Entry{Scheme: a.cur.scheme.Name(), Realm: a.cur.realm}
+	if k, ok := a.cur.session.(keepsState); ok {
+		if st, user, ok := k.state(); ok {
+			e.State, e.Username = st, user
+		}
 	}
-	a.d.authCache().store(a.key, e)
-}
-
-// reset forgets the current session before another scheme or credentials
-// are chosen.
-func (a *authState) reset() {
-	a.scheme, a.session, a.realm, a.value, a.creds, a.src, a.speculative = nil, nil, "", "", nil, srcNone, false
+	if e.State == nil && a.cur.creds != nil {
+		c := httpauth.Credentials(*a.cur.creds)
+		e.Creds, e.Username = &c, c.Username
+	}
+	a.d.authStore().Put(a.key, e)
 }
 
 // next prepares the answer to a 407 carrying challenges. malformed is the
@@ -610,28 +584,27 @@ func (a *authState) reset() {
 func (a *authState) next(ctx context.Context, challenges []Challenge, malformed error) (sameConn bool, err error) {
 	var refusal error
 	switch {
-	case a.session != nil:
+	case a.cur.session != nil:
 		ch, ok := a.sessionChallenge(challenges)
-		if ok && !a.session.Done() {
-			value, err := a.session.Answer(ctx, ch)
+		if ok && !a.cur.session.Done() {
+			value, err := a.cur.session.Answer(ctx, ch)
 			if err == nil {
-				a.value, a.speculative = value, false
-				return a.session.ConnectionBound(), nil
+				a.cur.value, a.cur.speculative = value, false
+				return a.cur.session.ConnectionBound(), nil
 			}
 			if !errors.Is(err, ErrProxyCredentialsRejected) {
-				return false, fmt.Errorf("%s: %w", a.scheme.Name(), err)
+				return false, fmt.Errorf("%s: %w", a.cur.scheme.Name(), err)
 			}
 		}
-		if a.speculative && a.src == srcURL && !ok {
-			// Basic went first (AuthSchemes is Basic alone) and the proxy
-			// does not offer it: say so instead of calling the
-			// credentials refused.
-			a.d.logf("auth: the proxy did not take the Basic guess; choosing among its challenges")
-			a.reset()
+		if a.cur.speculative && a.cur.src == httpauth.SourceURL && !ok {
+			// The one allowed scheme went first and the proxy does not
+			// offer it: say so instead of calling the credentials refused.
+			a.d.logf("auth: the proxy did not take the %s guess; choosing among its challenges", a.cur.scheme.Name())
+			a.cur = authAttempt{}
 			break
 		}
 		refusal = a.rejected()
-		a.reset()
+		a.cur = authAttempt{}
 	case a.sent():
 		// Proxy-Authorization from ProxyConnectHeader was refused.
 		return false, a.rejected()
@@ -661,11 +634,11 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 		return false, fmt.Errorf("%w: no supported scheme (%s%s)", ErrProxyAuthRequired, describeChallenges(challenges), unusable)
 	}
 	for _, o := range offers {
-		if ok, err := a.startFromCache(o); err != nil || ok {
-			return false, err
+		if a.resumeFromStore(o) {
+			return false, nil
 		}
 		var creds *Credentials
-		src := srcNone
+		src := httpauth.SourceNone
 		if o.scheme.NeedsCredentials() {
 			if creds, src, err = a.credentials(ctx, o, challenges); err != nil {
 				return false, err
@@ -691,8 +664,7 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 			from = " with credentials from " + src.String()
 		}
 		a.d.logf("auth: answering %s%s (%s; %s; allowed: %s)", o.challenge, from, why, describeChallenges(challenges), schemeNames(schemes))
-		a.scheme, a.session, a.value, a.creds, a.src = o.scheme, sess, value, creds, src
-		a.realm = o.challenge.Realm()
+		a.cur = authAttempt{scheme: o.scheme, session: sess, realm: o.challenge.Realm(), value: value, creds: creds, src: src}
 		return sess.ConnectionBound(), nil
 	}
 	if refusal != nil {
@@ -706,103 +678,69 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 func (a *authState) sessionChallenge(chs []Challenge) (Challenge, bool) {
 	var first *Challenge
 	for i, ch := range chs {
-		if !strings.EqualFold(ch.Scheme, a.scheme.Name()) {
+		if !strings.EqualFold(ch.Scheme, a.cur.scheme.Name()) {
 			continue
 		}
-		if a.realm == "" || ch.Realm() == a.realm {
+		if a.cur.realm == "" || ch.Realm() == a.cur.realm {
 			return ch, true
 		}
 		if first == nil {
 			first = &chs[i]
 		}
 	}
-	if first != nil && a.realm == "" {
+	if first != nil && a.cur.realm == "" {
 		return *first, true
 	}
 	return Challenge{}, false
 }
 
-// startFromCache answers a Digest challenge with the key (HA1) cached for
-// this proxy and realm, when the proxy URL does not carry credentials.
-func (a *authState) startFromCache(o offer) (bool, error) {
-	if a.proxy.User != nil || a.exhausted[srcCache] {
-		return false, nil
+// resumeFromStore answers o with the state a success at this proxy and
+// realm left (Digest's key), when the proxy URL carries no credentials and
+// the store has not been refused in this dial.
+func (a *authState) resumeFromStore(o offer) bool {
+	r, ok := o.scheme.(resumesFromState)
+	if !ok || a.proxy.User != nil || a.sources.Exhausted(httpauth.SourceStore) {
+		return false
 	}
-	if _, ok := o.scheme.(DigestAuth); !ok {
-		return false, nil
+	e := a.d.authStore().Lookup(a.key, o.challenge.Realm(), o.scheme.Name())
+	if e == nil || e.State == nil {
+		return false
 	}
-	e := a.d.authCache().lookup(a.key, o.challenge.Realm(), "Digest")
-	if e == nil || e.digest == nil {
-		return false, nil
-	}
-	s, err := e.digest.restart(a.target, o.challenge)
-	if err != nil {
-		return false, nil // another algorithm: the cached key does not fit
-	}
-	value, err := s.Answer(context.Background(), o.challenge)
-	if err != nil {
-		return false, nil
+	ch := o.challenge
+	s, value, ok := r.resume(e.State, a.target, &ch)
+	if !ok {
+		return false // another algorithm: the kept key does not fit
 	}
 	a.d.logf("auth: answering %s with the key cached for this realm", o.challenge)
-	a.scheme, a.session, a.value, a.creds, a.src = o.scheme, s, value, nil, srcCache
-	a.realm = o.challenge.Realm()
-	return true, nil
+	a.cur = authAttempt{scheme: o.scheme, session: s, realm: o.challenge.Realm(), value: value, src: httpauth.SourceStore}
+	return true
 }
 
-// credentials finds credentials for an offer in the documented order,
-// skipping sources already refused in this dial.
-func (a *authState) credentials(ctx context.Context, o offer, all []Challenge) (*Credentials, credSource, error) {
-	if a.proxy.User != nil {
-		// Credentials in the URL are the only ones meant for this proxy.
-		if a.exhausted[srcURL] {
-			return nil, srcNone, nil
+// credentials finds credentials for an offer in the order documented on
+// Dialer.Credentials, skipping what the proxy refused in this dial.
+func (a *authState) credentials(ctx context.Context, o offer, all []Challenge) (*Credentials, httpauth.Source, error) {
+	s := a.sources
+	s.Stored = func(realm string) *httpauth.Credentials {
+		if e := a.d.authStore().Lookup(a.key, realm, ""); e != nil {
+			return e.Creds
 		}
-		return userinfoCredentials(a.proxy), srcURL, nil
+		return nil
 	}
-	realm := o.challenge.Realm()
-	if !a.exhausted[srcCache] {
-		if e := a.d.authCache().lookup(a.key, realm, ""); e != nil && e.creds != nil && !a.wasRefused(*e.creds) {
-			c := *e.creds
-			return &c, srcCache, nil
-		}
-	}
-	if a.d.Credentials != nil && !a.exhausted[srcCallback] {
-		c, err := a.d.Credentials(ctx, &CredentialsRequest{
-			Proxy:      stripUserinfo(a.proxy),
-			Scheme:     o.scheme.Name(),
-			Realm:      realm,
-			Challenges: all,
-		})
-		if err != nil {
-			return nil, srcNone, fmt.Errorf("credentials callback: %w", err)
-		}
-		if c != nil && !a.wasRefused(*c) {
-			return c, srcCallback, nil
+	s.Callback = nil
+	if a.d.Credentials != nil {
+		s.Callback = func(ctx context.Context, realm string) (*httpauth.Credentials, error) {
+			c, err := a.d.Credentials(ctx, &CredentialsRequest{Proxy: stripUserinfo(a.proxy), Scheme: o.scheme.Name(), Realm: realm, Challenges: all})
+			return (*httpauth.Credentials)(c), err
 		}
 	}
-	if a.d.UseNetrc && !a.exhausted[srcNetrc] {
-		c, err := netrcCredentials(a.d.netrcPath(), a.proxy.Hostname())
-		if err != nil {
-			a.d.logf("auth: netrc: %v", err)
-		} else if c != nil && !a.wasRefused(*c) {
-			return c, srcNetrc, nil
+	s.Netrc = nil
+	if a.d.UseNetrc {
+		s.Netrc = func() (*httpauth.Credentials, error) {
+			return httpauth.NetrcCredentials(httpauth.NetrcPath(a.d.NetrcFile, a.d.env), a.proxy.Hostname())
 		}
 	}
-	return nil, srcNone, nil
-}
-
-func (a *authState) wasRefused(c Credentials) bool {
-	for _, r := range a.refused {
-		if r == c {
-			return true
-		}
-	}
-	return false
-}
-
-func userinfoCredentials(u *url.URL) *Credentials {
-	p, _ := u.User.Password()
-	return &Credentials{Username: u.User.Username(), Password: p}
+	c, src, err := s.Next(ctx, o.challenge.Realm())
+	return (*Credentials)(c), src, err
 }
 
 func stripUserinfo(u *url.URL) *url.URL {

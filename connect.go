@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/net/proxy"
 
+	"github.com/wsproxy/wsproxy/internal/httpauth"
 	"github.com/wsproxy/wsproxy/internal/proxyurl"
 )
 
@@ -51,7 +52,7 @@ var (
 
 	// ErrProxyCredentialsRejected means credentials were sent and the proxy
 	// refused them (a second 407, or a 401 as tinyproxy answers).
-	ErrProxyCredentialsRejected = errors.New("proxy rejected the credentials")
+	ErrProxyCredentialsRejected = httpauth.ErrRejected
 
 	// ErrResponseHeaderTooLarge means the proxy's response header exceeded
 	// Dialer.MaxResponseHeaderBytes.
@@ -309,7 +310,7 @@ func (d *Dialer) connect(ctx context.Context, proxy *url.URL, target string) (_ 
 		return e
 	}
 
-	a := &authState{d: d, proxy: proxy, target: target}
+	a := d.newAuthState(proxy, target)
 	// cause explains an I/O error that a context caused.
 	cause := func(err error) error {
 		switch {
@@ -511,8 +512,8 @@ func (d *Dialer) dialSOCKS(ctx context.Context, p *url.URL, target string) (net.
 	}
 	var auth *proxy.Auth
 	if p.User != nil {
-		c := userinfoCredentials(p)
-		auth = &proxy.Auth{User: c.Username, Password: c.Password}
+		pass, _ := p.User.Password()
+		auth = &proxy.Auth{User: p.User.Username(), Password: pass}
 	}
 	if p.Scheme == "socks5" {
 		host, port, _ := net.SplitHostPort(target)

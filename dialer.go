@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsproxy/wsproxy/internal/httpauth"
 	"github.com/wsproxy/wsproxy/internal/proxyurl"
 )
 
@@ -132,8 +133,8 @@ type Dialer struct {
 	// in tests; nil in normal use.
 	hooks *testHooks
 
-	// auth caches what worked at each proxy (credentials.go).
-	auth *authCache
+	// auth is the store of what worked at each proxy (see authStore).
+	auth *httpauth.Store
 }
 
 // DefaultDialer is used by the package-level Dial.

@@ -237,7 +237,6 @@ func isToken68Char(c byte) bool {
 	return strings.IndexByte("-._~+/", c) >= 0
 }
 
-
 // Truncate cuts s to n bytes for messages, marking the cut with "...".
 func Truncate(s string, n int) string {
 	if len(s) <= n {

@@ -1,7 +1,6 @@
 package httpauth
 
 import (
-	"context"
 	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"net/url"
 	"strings"
+	"sync"
 )
 
 // Digest (RFC 7616): the root package's DigestAuth documents the

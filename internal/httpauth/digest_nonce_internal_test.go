@@ -1,43 +1,68 @@
-package wsproxy
+package httpauth
 
 import (
+	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// TestAuthCacheNonceCountsNeverRepeat: with concurrent dials, successes
+// TestDigestNonceCountsNeverRepeat: with concurrent dials, successes
 // arrive out of order; one with an older nonce, stored after a newer one
 // replaced it (or after the entry was dropped), must not bring back a
 // count that later dials then send again (the duplicate TestDigest-
-// PreemptiveReuse caught in CI once).
-func TestAuthCacheNonceCountsNeverRepeat(t *testing.T) {
+// PreemptiveReuse caught in CI once). The counts live with the nonce, in
+// the state every session resumed from one success shares, so whatever
+// the Store holds, a nonce's counts only grow.
+func TestDigestNonceCountsNeverRepeat(t *testing.T) {
 	t.Parallel()
-	c := &authCache{proxies: make(map[string]*proxyAuth)}
-	entry := func(nonce string, nc uint32) *authEntry {
-		return &authEntry{scheme: "Digest", realm: "corp", digest: &digestReuse{ch: digestChallenge{nonce: nonce}, nc: nc}}
+	var store Store
+	challenge := func(nonce string) Challenge {
+		return Challenge{Scheme: "Digest", Params: map[string]string{"realm": "corp", "nonce": nonce, "qop": "auth"}}
 	}
+	ncOf := regexp.MustCompile(`nonce="([^"]+)", nc=([0-9a-f]{8})`)
 	sent := map[string]bool{}
-	take := func() string {
-		e := c.preemptive("p")
-		require.NotNil(t, e)
-		key := e.digest.ch.nonce + "/" + string(rune('0'+e.digest.nc))
-		assert.False(t, sent[key], "nonce count handed out twice: %s", key)
+	record := func(value string) string {
+		m := ncOf.FindStringSubmatch(value)
+		require.NotNil(t, m, value)
+		key := m[1] + "/" + m[2]
+		assert.False(t, sent[key], "nonce count sent twice: %s", key)
 		sent[key] = true
 		return key
 	}
-	c.store("p", entry("N1", 1))
-	sent["N1/1"] = true
-	take()                 // N1/2
-	take()                 // N1/3
-	late := entry("N1", 2) // a dial that took N1/2 succeeds late...
-	c.store("p", entry("N2", 1))
-	sent["N2/1"] = true
-	take()             // N2/2
-	c.store("p", late) // ...after N2 replaced N1
-	assert.Equal(t, "N1/4", take())
-	c.drop("p", "corp", "Digest")
-	c.store("p", entry("N1", 3)) // and again after a drop
-	assert.Equal(t, "N1/5", take())
+	success := func(s *DigestSession) {
+		st, user := s.State()
+		store.Put("p", &Entry{Scheme: "Digest", Realm: "corp", Username: user, State: st})
+	}
+	take := func() (*DigestSession, string) {
+		e := store.Latest("p")
+		require.NotNil(t, e)
+		s, value, ok := ResumeDigest(e.State, "h:443", nil)
+		require.True(t, ok)
+		return s, record(value)
+	}
+
+	first := NewDigest("h:443", Credentials{Username: "alice", Password: "pw"})
+	v, err := first.Answer(challenge("N1"))
+	require.NoError(t, err)
+	assert.Equal(t, "N1/00000001", record(v))
+	success(first)
+	late, _ := take() // N1/2, whose dial succeeds late...
+	take()            // N1/3
+
+	other := NewDigest("h:443", Credentials{Username: "alice", Password: "pw"})
+	v, err = other.Answer(challenge("N2"))
+	require.NoError(t, err)
+	record(v)
+	success(other) // ...after N2 replaced N1
+	_, k := take()
+	assert.Equal(t, "N2/00000002", k)
+	success(late)
+	_, k = take()
+	assert.Equal(t, "N1/00000004", k)
+	require.True(t, store.Drop("p", "corp", "Digest"))
+	success(late) // and again after a drop
+	_, k = take()
+	assert.Equal(t, "N1/00000005", k)
 }

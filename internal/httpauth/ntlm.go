@@ -1,58 +1,37 @@
-package wsproxy
+package httpauth
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/url"
 
 	"github.com/Azure/go-ntlmssp"
 )
 
-// NTLMAuth is the NTLM scheme (NTLMv2 responses only), with the message
-// encoding of github.com/Azure/go-ntlmssp. Its three legs, negotiate →
-// challenge → authenticate, must run on one connection: the Dialer reads
-// each 407 body fully and sends the next CONNECT on the same socket. A
-// proxy that closes the connection after its challenge makes the dial fail
-// with a message saying so (NTLM cannot complete across connections).
-//
-// The user name may carry a domain as "DOMAIN\user" or "user@domain".
-// Challenges offering NTLMSSP_NEGOTIATE_LM_KEY or key exchange are answered
-// with NTLMv2 responses without negotiating either, as Windows clients do;
-// LM and NTLMv1 responses are never sent. A challenge without the UNICODE
-// flag gets the names in OEM form (ASCII names only; others fail the dial
-// with an error saying so). After a success the Dialer caches the credentials for the
-// proxy (NTLM has no realm) so later dials skip the callback, but each dial
-// still runs the three legs: NTLM authenticates a connection, not a request.
-type NTLMAuth struct{}
+// NTLM (NTLMv2 responses only) on go-ntlmssp: the root package's
+// NTLMAuth documents the behaviour; this file holds the mechanics.
 
-// Name returns "NTLM".
-func (NTLMAuth) Name() string { return "NTLM" }
-
-// Strength returns StrengthNTLM.
-func (NTLMAuth) Strength(Challenge) int { return StrengthNTLM }
-
-// NeedsCredentials returns true.
-func (NTLMAuth) NeedsCredentials() bool { return true }
-
-// Start returns a session for one CONNECT. It fails when creds is nil or
+// NewNTLM returns a session for one CONNECT with c. It fails when c is
 // empty (anonymous NTLM is not supported).
-func (NTLMAuth) Start(_ context.Context, _ *url.URL, _ string, creds *Credentials) (AuthSession, error) {
-	if creds == nil || creds.Username == "" && creds.Password == "" {
+func NewNTLM(c Credentials) (*NTLMSession, error) {
+	if c.Username == "" && c.Password == "" {
 		return nil, errors.New("NTLM needs a user name and password")
 	}
-	c := *creds
-	return &ntlmSession{creds: &c}, nil
+	return &NTLMSession{creds: &c}, nil
 }
 
-type ntlmSession struct {
+// NTLMSession runs the three legs of NTLM on one connection:
+// negotiate, challenge, authenticate.
+type NTLMSession struct {
 	creds *Credentials // dropped once the authenticate message is built
 	state int          // 0 nothing sent, 1 negotiate sent, 2 authenticate sent
 }
 
-func (s *ntlmSession) Answer(_ context.Context, ch Challenge) (string, error) {
+// Answer sends the negotiate message to a bare challenge, then the
+// authenticate message to the proxy's challenge message; anything else is
+// a refusal (ErrRejected) or a protocol error.
+func (s *NTLMSession) Answer(ch Challenge) (string, error) {
 	switch {
 	case s.state == 0 && ch.Token68 == "":
 		msg, err := ntlmssp.NewNegotiateMessage("", "")
@@ -74,18 +53,19 @@ func (s *ntlmSession) Answer(_ context.Context, ch Challenge) (string, error) {
 		s.state = 2
 		return "NTLM " + base64.StdEncoding.EncodeToString(msg), nil
 	case s.state == 1:
-		return "", fmt.Errorf("%w (the proxy answered the NTLM negotiate message with a bare challenge)", ErrProxyCredentialsRejected)
+		return "", fmt.Errorf("%w (the proxy answered the NTLM negotiate message with a bare challenge)", ErrRejected)
 	case s.state == 0:
 		return "", errors.New("the proxy sent an NTLM challenge message before any negotiate message")
 	}
-	return "", ErrProxyCredentialsRejected
+	return "", ErrRejected
 }
 
 // ConnectionBound is true for the authenticate message: it answers a
 // challenge that is valid on its connection only.
-func (s *ntlmSession) ConnectionBound() bool { return s.state == 2 }
+func (s *NTLMSession) ConnectionBound() bool { return s.state == 2 }
 
-func (s *ntlmSession) Done() bool { return s.state == 2 }
+// Done reports whether the authenticate message has been sent.
+func (s *NTLMSession) Done() bool { return s.state == 2 }
 
 // normalizeNTLMChallenge rewrites a CHALLENGE message into the 48-byte
 // layout with valid field offsets. Older servers, and squid's

@@ -1,4 +1,4 @@
-package wsproxy
+package httpauth
 
 import (
 	"encoding/binary"
