@@ -37,12 +37,7 @@ func (c Challenge) Realm() string { return c.Params["realm"] }
 
 // String formats the challenge for messages: the scheme and its realm. It
 // never includes the other parameters (a Digest nonce is noise to a reader).
-func (c Challenge) String() string {
-	if r := c.Realm(); r != "" {
-		return fmt.Sprintf("%s realm=%q", c.Scheme, r)
-	}
-	return c.Scheme
-}
+func (c Challenge) String() string { return httpauth.Challenge(c).String() }
 
 // ParseChallenges parses every challenge in the given Proxy-Authenticate (or
 // WWW-Authenticate) header values. A header may hold several challenges and

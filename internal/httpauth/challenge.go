@@ -12,19 +12,11 @@ import (
 	"strings"
 )
 
-// Challenge is one challenge from a Proxy-Authenticate header (RFC 7235
-// section 2.1): a scheme followed by either a token68 or parameters. The
-// root package's Challenge has the same fields and converts to and from
-// it.
+// Challenge is the root package's Challenge (see its documentation for
+// the fields); the two convert to each other.
 type Challenge struct {
-	// Scheme is the authentication scheme as the proxy spelled it, such as
-	// "Basic" or "Digest". Compare it with strings.EqualFold.
-	Scheme string
-	// Params holds the auth-params with lower-cased names and unquoted
-	// values. Nil when the challenge has none.
-	Params map[string]string
-	// Token68 is the single token68 form some schemes use (NTLM and
-	// Negotiate carry their binary messages in it). Empty when absent.
+	Scheme  string
+	Params  map[string]string // lower-cased names, unquoted values
 	Token68 string
 }
 
