@@ -1,11 +1,8 @@
 package peertest
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -28,37 +25,10 @@ func Redis(t testing.TB, password string) string {
 }
 
 // RedisDo sends one command to the Redis server at addr (after AUTH when
-// password is set) and returns the first line of the reply; it fails the
-// test on an error reply.
+// password is set) and returns its answer: a simple string without its
+// "+", an integer as text, or a bulk string's contents (see RedisText);
+// it fails the test on an error reply.
 func RedisDo(t testing.TB, addr, password string, args ...string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatalf("peertest: redis: %v", err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
-	do := func(args ...string) string {
-		var b strings.Builder
-		fmt.Fprintf(&b, "*%d\r\n", len(args))
-		for _, a := range args {
-			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-		}
-		if _, err := c.Write([]byte(b.String())); err != nil {
-			t.Fatalf("peertest: redis: %v", err)
-		}
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("peertest: redis: %v", err)
-		}
-		if strings.HasPrefix(line, "-") {
-			t.Fatalf("peertest: redis %s: %s", args[0], strings.TrimSpace(line))
-		}
-		return strings.TrimSpace(line)
-	}
-	if password != "" {
-		do("AUTH", password)
-	}
-	return do(args...)
+	return RedisText(t, addr, password, args...)
 }

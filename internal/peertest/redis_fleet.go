@@ -96,9 +96,10 @@ func RedisCluster(t testing.TB) string {
 	return addr
 }
 
-// RedisText sends one command whose answer is a bulk string (INFO,
-// CLUSTER INFO, CLIENT LIST) and returns that text; it fails the test on
-// an error reply.
+// RedisText sends one command (after AUTH when password is set) and
+// returns its answer: a bulk string's contents (INFO, CLUSTER INFO, CLIENT
+// LIST), else the reply line without its type character; it fails the test
+// on an error reply.
 func RedisText(t testing.TB, addr, password string, args ...string) string {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -150,6 +151,6 @@ func readRedisText(w io.Writer, br *bufio.Reader, args []string) (string, error)
 		}
 		return string(buf[:n]), nil
 	default:
-		return strings.TrimPrefix(line, "+"), nil
+		return line[min(1, len(line)):], nil
 	}
 }
