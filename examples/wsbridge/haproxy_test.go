@@ -201,17 +201,19 @@ func finalTotal(t *testing.T, output string) int {
 }
 
 // loggedRemotes returns the "remote" of every "bridge: connection closed"
-// line in a bridge's JSON log: the client address each finished
+// line in the bridges' JSON logs: the client address each finished
 // connection was logged with.
-func loggedRemotes(output string) map[string]bool {
+func loggedRemotes(outputs ...string) map[string]bool {
 	remotes := map[string]bool{}
-	for line := range strings.Lines(output) {
-		var rec struct {
-			Msg    string `json:"msg"`
-			Remote string `json:"remote"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "bridge: connection closed" {
-			remotes[rec.Remote] = true
+	for _, output := range outputs {
+		for line := range strings.Lines(output) {
+			var rec struct {
+				Msg    string `json:"msg"`
+				Remote string `json:"remote"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "bridge: connection closed" {
+				remotes[rec.Remote] = true
+			}
 		}
 	}
 	return remotes
