@@ -12,12 +12,16 @@ import (
 )
 
 // TestPrometheusScrapesTwoBridges: a real Prometheus scrapes two wsbridge
-// processes; its query API gives the open connections and the bytes the
-// clients sent, summed over both.
+// processes, each behind its own HAProxy (send-proxy-v2, as in
+// production, so the PROXY protocol path is the one counted); its query
+// API gives the open connections and the bytes the clients sent, summed
+// over both.
 func TestPrometheusScrapesTwoBridges(t *testing.T) {
 	t.Parallel()
 	echo := peertest.EchoServer(t)
-	bridges := []*bridgeProc{startBridgeProc(t, "wsbridge-a", echo), startBridgeProc(t, "wsbridge-b", echo)}
+	args := append([]string{echo}, bridgeProxyProtocolArgs...)
+	bridges := []*bridgeProc{startBridgeProc(t, "wsbridge-a", args...), startBridgeProc(t, "wsbridge-b", args...)}
+	fronts := []string{peertest.HAProxySendProxy(t, bridges[0].addr, 2), peertest.HAProxySendProxy(t, bridges[1].addr, 2)}
 	prom := peertest.StartPrometheus(t, bridges[0].metrics, bridges[1].metrics)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -31,7 +35,7 @@ func TestPrometheusScrapesTwoBridges(t *testing.T) {
 	}{{0, 1000, true}, {0, 70000, true}, {0, 5, true}, {1, 300000, true}, {1, 12345, true}, {0, 4096, false}}
 	sent, open := 0, 0
 	for _, p := range plan {
-		c, _, err := websocket.Dial(ctx, "ws://"+bridges[p.bridge].addr+"/", nil)
+		c, _, err := websocket.Dial(ctx, "ws://"+fronts[p.bridge]+"/", nil)
 		require.NoError(t, err)
 		c.SetReadLimit(-1)
 		payload := make([]byte, p.size)
