@@ -356,10 +356,10 @@ func basicValue(c Credentials) string {
 }
 
 // DefaultAuthSchemes returns the schemes a Dialer uses when AuthSchemes is
-// nil: Digest, NTLM and Basic. Append a Negotiate scheme to it to keep them
-// and add Kerberos.
+// nil: Negotiate (Kerberos single sign-on, see NegotiateAuth), Digest, NTLM
+// and Basic.
 func DefaultAuthSchemes() []AuthScheme {
-	return []AuthScheme{DigestAuth{}, NTLMAuth{}, BasicAuth{}}
+	return []AuthScheme{NegotiateAuth{}, DigestAuth{}, NTLMAuth{}, BasicAuth{}} // Negotiate: first
 }
 
 func defaultSchemes() []AuthScheme { return DefaultAuthSchemes() }
@@ -599,6 +599,7 @@ func (a *authState) succeeded() {
 // reset forgets the current session before another scheme or credentials
 // are chosen.
 func (a *authState) reset() {
+	a.close() // Negotiate: SSPI handles
 	a.scheme, a.session, a.realm, a.value, a.creds, a.src, a.speculative = nil, nil, "", "", nil, srcNone, false
 }
 
@@ -618,7 +619,7 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 				a.value, a.speculative = value, false
 				return a.session.ConnectionBound(), nil
 			}
-			if !errors.Is(err, ErrProxyCredentialsRejected) {
+			if !errors.Is(err, ErrProxyCredentialsRejected) || errors.Is(err, errFinalRefusal) { // Negotiate: final
 				return false, fmt.Errorf("%s: %w", a.scheme.Name(), err)
 			}
 		}
@@ -660,6 +661,7 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 		}
 		return false, fmt.Errorf("%w: no supported scheme (%s%s)", ErrProxyAuthRequired, describeChallenges(challenges), unusable)
 	}
+	var unavailable []error // Negotiate: offers that could not start, and why
 	for _, o := range offers {
 		if ok, err := a.startFromCache(o); err != nil || ok {
 			return false, err
@@ -674,14 +676,21 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 				continue
 			}
 		}
-		sess, err := o.scheme.Start(ctx, stripUserinfo(a.proxy), a.target, creds)
+		// Negotiate: a dialBinder scheme gets the dial (environment, trace, credential sources).
+		sess, err := a.bind(o, challenges).Start(ctx, stripUserinfo(a.proxy), a.target, creds)
+		value := ""
+		if err == nil {
+			value, err = sess.Answer(ctx, o.challenge)
+		}
+		if errors.Is(err, errSchemeUnavailable) { // Negotiate: nothing sent; try the next offer
+			a.d.logf("auth: skipping %s: %v", o.challenge, err)
+			unavailable = append(unavailable, fmt.Errorf("%s: %w", o.scheme.Name(), err))
+			continue
+		}
 		if err != nil {
 			return false, fmt.Errorf("%s: %w", o.scheme.Name(), err)
 		}
-		value, err := sess.Answer(ctx, o.challenge)
-		if err != nil {
-			return false, fmt.Errorf("%s: %w", o.scheme.Name(), err)
-		}
+		creds, src = reportedCredentials(sess, creds, src) // Negotiate: it may have found its own
 		why := "the strongest usable"
 		if len(offers) == 1 {
 			why = "the only usable"
@@ -697,6 +706,9 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 	}
 	if refusal != nil {
 		return false, refusal
+	}
+	if len(unavailable) > 0 { // Negotiate: say why it could not start
+		return false, unavailableError(unavailable, challenges, malformed)
 	}
 	return false, fmt.Errorf("%w: no credentials (%s)", ErrProxyAuthRequired, describeChallenges(challenges))
 }

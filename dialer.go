@@ -88,11 +88,22 @@ type Dialer struct {
 
 	// AuthSchemes are the schemes the Dialer may answer challenges with.
 	// When a proxy offers several, the strongest allowed one wins (see
-	// AuthScheme.Strength). Nil means DefaultAuthSchemes(): Digest, NTLM
-	// and Basic. Listing schemes restricts the Dialer to exactly those: it
-	// never falls back to another. When Basic is sent before a challenge
-	// is the cleartext rule on Credentials.
+	// AuthScheme.Strength). Nil means DefaultAuthSchemes(): Negotiate,
+	// Digest, NTLM and Basic. A scheme that cannot start (Negotiate
+	// without a Kerberos ticket) gives way to the next one offered.
+	// Listing schemes restricts the Dialer to exactly those: it never
+	// falls back to another. When Basic is sent before a challenge is the
+	// cleartext rule on Credentials.
 	AuthSchemes []AuthScheme
+
+	// ProxySPN is the proxy's Kerberos service principal for Negotiate
+	// (see NegotiateAuth), as "HTTP/proxy.example.com" or with "@REALM",
+	// for a proxy whose URL names it otherwise (an IP address, an alias).
+	// Empty means "HTTP/" + the proxy host as written in the proxy URL. A
+	// NegotiateAuth with its own SPN set takes that one instead. When the
+	// SPN is wrong the proxy refuses the ticket and the dial fails with
+	// ErrKerberosRejected, naming the SPN it tried.
+	ProxySPN string // Negotiate: the SPN override
 
 	// TLSClientConfig configures TLS to wss:// targets. ServerName defaults
 	// to the target's host, MinVersion to TLS 1.2; NextProtos is always
