@@ -41,6 +41,7 @@ func startKerberosRealm(t *testing.T, also ...peertest.SquidAuth) *kerberosRealm
 	t.Helper()
 	kdc := peertest.StartKDC(t)
 	kdc.AddPrincipal(t, "alice", kerberosPassword)
+	kdc.AddPrincipal(t, "HTTP/other.wsproxy.test", "") // a service squid has no key for
 	r := &kerberosRealm{kdc: kdc, missing: filepath.Join(t.TempDir(), "no-ccache")}
 	r.expired = kdc.Kinit(t, "alice", kerberosPassword, "-l", "1s")
 	expiry := time.Now().Add(2 * time.Second)
