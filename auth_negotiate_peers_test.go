@@ -125,12 +125,12 @@ func TestPeersNegotiateDialer(t *testing.T) {
 		texts []string // in the error, or in the trace on success
 	}
 	cases := []struct {
-		name  string
-		setup func(d *wsproxy.Dialer, mode string) // the zero Dialer when nil
-		ccache func(r *kerberosRealm) string
-		extra []string // environment
+		name      string
+		setup     func(d *wsproxy.Dialer, mode string) // the zero Dialer when nil
+		ccache    func(r *kerberosRealm) string
+		extra     []string // environment
 		proxyHost string
-		want  want
+		want      want
 	}{
 		{name: "ticket from kinit in a FILE: cache, zero Dialer", ccache: func(r *kerberosRealm) string { return "FILE:" + r.ccache },
 			want: want{texts: []string{"principal alice@WSPROXY.TEST", "SPN HTTP/proxy.wsproxy.test", "auth: answering Negotiate"}}},
