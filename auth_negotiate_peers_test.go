@@ -1,9 +1,13 @@
 package wsproxy_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +22,7 @@ import (
 
 	"github.com/wsproxy/wsproxy"
 	"github.com/wsproxy/wsproxy/internal/peertest"
+	"github.com/wsproxy/wsproxy/internal/proxytest"
 )
 
 const kerberosPassword = "s3cret-Kerb-pw"
@@ -285,4 +290,74 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// Mutual authentication, end to end through the public Dialer: a proxy
+// hands the client's token to MIT Kerberos's own acceptor
+// (gss_accept_sec_context with the proxy's keytab) and returns its answer
+// on the 200, as IIS-style proxies do. The Dialer verifies it; the same
+// answer tampered with fails the dial with ErrKerberosMutualAuth.
+func TestPeersNegotiateMutualAuth(t *testing.T) {
+	t.Parallel()
+	kdc := peertest.StartKDC(t)
+	kdc.AddPrincipal(t, "alice", kerberosPassword)
+	serviceKeytab := kdc.Keytab(t, peertest.ProxySPN)
+	ccache := kdc.Kinit(t, "alice", kerberosPassword)
+	peertest.EnsureHostsEntry(t, peertest.ProxyHost)
+	target := newEchoServer(t, false).Listener.Addr().String()
+
+	for _, tamper := range []bool{false, true} {
+		tokens, answers := make(chan []byte, 1), make(chan []byte, 1)
+		p := proxytest.New(t, proxytest.Config{Handle: func(c net.Conn, _ *http.Request) {
+			fmt.Fprint(c, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\nContent-Length: 0\r\n\r\n")
+			req, err := http.ReadRequest(bufio.NewReader(c))
+			if err != nil {
+				return
+			}
+			tok, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(req.Header.Get("Proxy-Authorization"), "Negotiate "))
+			tokens <- tok
+			answer := <-answers
+			fmt.Fprintf(c, "HTTP/1.1 200 Connection established\r\nProxy-Authenticate: Negotiate %s\r\n\r\n", base64.StdEncoding.EncodeToString(answer))
+			_, _ = io.Copy(io.Discard, c) // until the client closes
+		}})
+		_, port, _ := net.SplitHostPort(p.Addr)
+		logs := &logSink{}
+		d := &wsproxy.Dialer{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: net.JoinHostPort(peertest.ProxyHost, port)}), Logf: logs.Logf}
+		wsproxy.SetTestEnv(d, map[string]string{"KRB5_CONFIG": kdc.Krb5Conf, "KRB5CCNAME": "FILE:" + ccache})
+		errc := make(chan error, 1)
+		go func() {
+			c, err := d.DialContext(context.Background(), "tcp", target)
+			if c != nil {
+				c.Close()
+			}
+			errc <- err
+		}()
+		var tok []byte
+		select {
+		case tok = <-tokens:
+		case err := <-errc:
+			t.Fatalf("the dial ended before sending a token: %v", err)
+		}
+		r := peertest.GSSAccept(t, kdc, serviceKeytab, tok)
+		require.Zero(t, r.Major, "MIT's acceptor refused the Dialer's token")
+		require.Equal(t, "alice@WSPROXY.TEST", r.Client)
+		require.NotEmpty(t, r.Token, "MIT's acceptor gave no mutual-authentication answer")
+		answer := append([]byte(nil), r.Token...)
+		if tamper {
+			answer[len(answer)-3] ^= 0x40
+		}
+		answers <- answer
+		err := <-errc
+		t.Log(logs.String())
+		if !tamper {
+			require.NoError(t, err)
+			require.Contains(t, logs.String(), "mutual authentication of HTTP/proxy.wsproxy.test verified")
+			continue
+		}
+		require.ErrorIs(t, err, wsproxy.ErrKerberosMutualAuth)
+		var pe *wsproxy.ProxyError
+		require.ErrorAs(t, err, &pe)
+		require.Equal(t, http.StatusOK, pe.StatusCode)
+		require.NotContains(t, logs.String(), "tunnel to")
+	}
 }
