@@ -258,9 +258,10 @@ type CredentialsRequest struct {
 }
 
 // AuthScheme answers one kind of proxy authentication challenge. It is the
-// extension point for schemes wsproxy does not implement itself, such as
-// Negotiate (Kerberos) through SSPI or gokrb5: implement it and list it in
-// Dialer.AuthSchemes, usually together with DefaultAuthSchemes().
+// extension point for schemes wsproxy does not implement itself, or for
+// replacing one (Negotiate through the system's GSS-API library, say):
+// implement it and list it in Dialer.AuthSchemes, usually together with
+// DefaultAuthSchemes(); the first scheme of a name wins.
 //
 // For each 407 the Dialer matches the offered challenges with its schemes
 // by Name, orders the matches by Strength (strongest first, the proxy's

@@ -60,10 +60,12 @@ type Dialer struct {
 	//  3. Credentials, given the scheme, realm and proxy;
 	//  4. a netrc file, when UseNetrc is set (like curl's --netrc).
 	//
-	// Each source is asked at most once per scheme in a dial. Credentials
-	// the proxy refuses are dropped from the cache and not sent again in
-	// that dial; the next source is tried, and when none is left the dial
-	// fails with ErrProxyCredentialsRejected.
+	// Each source is asked at most once per scheme in a dial; for
+	// Negotiate, only when no Kerberos ticket can be had (NegotiateAuth
+	// says how a password becomes a ticket). Credentials the proxy
+	// refuses are dropped from the cache and not sent again in that dial;
+	// the next source is tried, and when none is left the dial fails with
+	// ErrProxyCredentialsRejected.
 	//
 	// No password in cleartext before the proxy asks for Basic: a password
 	// is sent as Basic only after this proxy offered Basic, either in a
