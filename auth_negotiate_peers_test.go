@@ -230,6 +230,7 @@ func TestPeersNegotiateBesideNTLMDialer(t *testing.T) {
 		ccache     func(r *kerberosRealm) string
 		user, pass string
 		scheme     string // the scheme that opened the tunnel, or "" for an error
+		spn        string // Dialer.ProxySPN
 		texts      []string
 	}{
 		{name: "ticket: Negotiate, no password asked", ccache: func(r *kerberosRealm) string { return "FILE:" + r.ccache },
@@ -240,6 +241,8 @@ func TestPeersNegotiateBesideNTLMDialer(t *testing.T) {
 			texts: []string{"auth: skipping Negotiate", "does not know bob@WSPROXY.TEST", `auth: answering NTLM with credentials from Dialer.Credentials`}},
 		{name: "expired ticket, no password: nothing to answer with", ccache: func(r *kerberosRealm) string { return "FILE:" + r.expired },
 			texts: []string{"auth: skipping Negotiate", "expired"}},
+		{name: "ticket for the wrong SPN: refused, and no NTLM after it", ccache: func(r *kerberosRealm) string { return "FILE:" + r.ccache },
+			user: "alice", pass: "unused", spn: "HTTP/other.wsproxy.test", texts: []string{"is the SPN HTTP/other.wsproxy.test right?"}},
 	}
 	for _, tc := range cases {
 		for _, mode := range []string{"keep-alive", "closing"} {
@@ -256,6 +259,7 @@ func TestPeersNegotiateBesideNTLMDialer(t *testing.T) {
 					if tc.user != "" {
 						d.Credentials = fixedCreds(&calls, tc.user, tc.pass)
 					}
+					d.ProxySPN = tc.spn
 					got := r.dial(t, d, scheme)
 					assertNoSecrets(t, got.trace, "bobs-password", "unused")
 					for _, w := range tc.texts {
@@ -274,7 +278,14 @@ func TestPeersNegotiateBesideNTLMDialer(t *testing.T) {
 						require.NoError(t, got.err)
 						require.Equal(t, 3, got.connects, "bare 407, NTLM negotiate, authenticate")
 						require.Equal(t, wantDials, got.dials)
-					default:
+					case "":
+						if tc.spn != "" {
+							require.ErrorIs(t, got.err, wsproxy.ErrKerberosRejected)
+							require.Equal(t, 2, got.connects, "the ticket once, then nothing: no NTLM after a refused ticket")
+							require.Zero(t, calls.Load(), "no password asked for after a refused ticket")
+							require.NotContains(t, got.trace, "NTLM [redacted]")
+							return
+						}
 						require.ErrorIs(t, got.err, wsproxy.ErrProxyAuthRequired)
 						require.ErrorIs(t, got.err, wsproxy.ErrKerberosTicketExpired)
 						require.Equal(t, 1, got.connects)
