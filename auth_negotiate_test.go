@@ -93,6 +93,11 @@ func TestDescribeNegotiate(t *testing.T) {
 	require.Contains(t, got, "ticket cache FILE:")
 	require.Contains(t, got, "without a ticket, a password from Dialer.Credentials, then the netrc file")
 
+	// A keytab selects pure-Go Kerberos on every system, Windows included.
+	d.AuthSchemes = []wsproxy.AuthScheme{wsproxy.NegotiateAuth{Keytab: "/etc/svc.keytab", Principal: "svc"}}
+	got = d.DescribeNegotiate(context.Background(), u)
+	require.Contains(t, got, "client keytab /etc/svc.keytab")
+
 	d.AuthSchemes = []wsproxy.AuthScheme{wsproxy.BasicAuth{}}
 	require.Equal(t, "Negotiate: not allowed (AuthSchemes has no NegotiateAuth)", d.DescribeNegotiate(context.Background(), u))
 }
