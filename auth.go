@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/wsproxy/wsproxy/internal/httpauth"
+	"github.com/wsproxy/wsproxy/internal/httpauth/negotiate"
 )
 
 // Proxy authentication: the public types (challenges, credentials, the
@@ -94,9 +95,10 @@ type CredentialsRequest struct {
 }
 
 // AuthScheme answers one kind of proxy authentication challenge. It is the
-// extension point for schemes wsproxy does not implement itself, such as
-// Negotiate (Kerberos) through SSPI or gokrb5: implement it and list it in
-// Dialer.AuthSchemes, usually together with DefaultAuthSchemes().
+// extension point for schemes wsproxy does not implement itself, or for
+// replacing one (Negotiate through the system's GSS-API library, say):
+// implement it and list it in Dialer.AuthSchemes, usually together with
+// DefaultAuthSchemes(); the first scheme of a name wins.
 //
 // For each 407 the Dialer matches the offered challenges with its schemes
 // by Name, orders the matches by Strength (strongest first, the proxy's
@@ -285,6 +287,143 @@ func (NTLMAuth) Start(_ context.Context, _ *url.URL, _ string, creds *Credential
 	return mechSession{s}, nil
 }
 
+// NegotiateAuth is the Negotiate scheme (RFC 4559): SPNEGO with Kerberos,
+// the single sign-on of Active Directory proxies. It is in
+// DefaultAuthSchemes and wins over every other scheme a proxy offers, so the
+// zero Dialer answers "Proxy-Authenticate: Negotiate" the way a browser
+// does, with the ticket the user got at login and no password anywhere.
+//
+// # Where the Kerberos identity comes from
+//
+// On Linux, macOS and the BSDs, in pure Go, in this order (each step and
+// why one was skipped is in the Dialer's Logf trace; never a ticket, key,
+// token or password):
+//
+//  1. the user's ticket cache: CCache, else $KRB5CCNAME ("FILE:" prefix or
+//     a bare path, or a "DIR:" collection), else FILE:/tmp/krb5cc_<uid>.
+//     Cache types pure Go cannot read (KCM:, KEYRING:, API:, as macOS uses
+//     by default) are refused with an error saying to kinit into a FILE:
+//     cache;
+//  2. a client keytab, for services that run unattended: Keytab, else
+//     $KRB5_CLIENT_KTNAME; its principal is Principal, else its first entry;
+//  3. a user name and password from the Dialer's credential sources, in the
+//     order documented on Dialer.Credentials (the proxy URL, the cache of
+//     what worked, the Credentials callback, netrc), turned into a ticket
+//     by an AS exchange with the KDC. The proxy URL's credentials are used
+//     from the start; the other sources are asked only when no ticket could
+//     be had otherwise (a callback that prompts the user is not called for
+//     a user who has done kinit). A password the KDC refuses is not tried
+//     again in the dial, neither for Kerberos nor for another scheme.
+//
+// The Kerberos configuration is Krb5Conf, else $KRB5_CONFIG, else
+// /etc/krb5.conf (the proxy host's realm by [domain_realm], its KDCs by
+// [realms], DNS SRV look-ups as its dns_lookup_kdc says); without any file,
+// KDCs are found through DNS. The environment is read through the Dialer
+// (in tests, its test environment).
+//
+// On Windows, the logon session's credentials answer through SSPI (no
+// password, no krb5.conf), or the proxy URL's user and password when it
+// carries them; SSPI's Negotiate package itself uses NTLM inside SPNEGO when
+// Kerberos cannot be used. Setting Keytab, CCache or Krb5Conf selects the
+// pure-Go path on Windows too.
+//
+// # The proxy's service principal
+//
+// The ticket is for SPN, else Dialer.ProxySPN, else "HTTP/" + the proxy host
+// as written in the proxy URL, lower-cased (a proxy reached by IP address or
+// by an alias needs the override, or CanonicalizeHost when the alias is a
+// DNS CNAME).
+//
+// # Fallback and failures
+//
+// When no ticket can be had (no cache, expired ticket, KDC unreachable,
+// unknown principal, no password), nothing is sent and the Dialer answers
+// the next scheme the proxy offered: NTLM, then Digest or Basic, each under
+// its own rules (no password in cleartext the proxy did not ask for). When
+// nothing else is offered, the dial fails with ErrProxyAuthRequired and the
+// reason, such as "no Kerberos ticket for the proxy's realm EXAMPLE.COM
+// (run kinit)", matching ErrNoKerberosTicket and, for an expired ticket,
+// ErrKerberosTicketExpired; a password the KDC refused also matches
+// ErrProxyCredentialsRejected. A ticket the proxy refuses (another 407)
+// ends the dial at once with ErrKerberosRejected and
+// ErrProxyCredentialsRejected, naming the SPN to check: it is never retried
+// and no other scheme is tried after it. When the proxy's 200 carries a
+// "Proxy-Authenticate: Negotiate <token>" (mutual authentication), it is
+// verified and a token that does not verify fails the dial with
+// ErrKerberosMutualAuth; its absence is fine, as most proxies send none.
+//
+// Each connection gets a fresh token, so a proxy that closes the connection
+// after its first 407 is answered on a new one. A KDC exchange is bounded
+// by the Kerberos library's own timeouts (5 s per KDC) rather than by the
+// dial's context.
+type NegotiateAuth struct {
+	// SPN overrides the proxy's service principal, as
+	// "HTTP/proxy.example.com" or "HTTP/proxy.example.com@EXAMPLE.COM".
+	// Default: Dialer.ProxySPN, else "HTTP/<proxy host as written>".
+	SPN string
+	// CanonicalizeHost resolves the proxy host's DNS CNAME before forming
+	// the default SPN, as browsers can. Off by default: DNS answers would
+	// choose the principal. Ignored when an SPN is set.
+	CanonicalizeHost bool
+	// Principal is the client principal ("alice" or "alice@EXAMPLE.COM")
+	// to use with a keytab or a ticket cache: a cache of another principal
+	// is skipped. Default: the user name of the credentials in use, else
+	// the cache's principal, else the keytab's first entry.
+	Principal string
+	// Keytab is a client keytab file. Default: $KRB5_CLIENT_KTNAME.
+	Keytab string
+	// CCache is the ticket cache, in $KRB5CCNAME's syntax. Default:
+	// $KRB5CCNAME, else FILE:/tmp/krb5cc_<uid>.
+	CCache string
+	// Krb5Conf is the Kerberos configuration file. Default: $KRB5_CONFIG,
+	// else /etc/krb5.conf.
+	Krb5Conf string
+}
+
+// Errors of the Negotiate scheme, for errors.Is on a dial's error.
+var (
+	// ErrNoKerberosTicket: no Kerberos ticket could be had (no cache,
+	// expired ticket, unreadable cache type, KDC unreachable or refusing,
+	// no password). Nothing was sent to the proxy.
+	ErrNoKerberosTicket = negotiate.ErrNoTicketObtained
+	// ErrKerberosTicketExpired: the cached ticket-granting ticket has
+	// expired (run kinit). It also matches ErrNoKerberosTicket.
+	ErrKerberosTicketExpired = negotiate.ErrTicketExpired
+	// ErrKDCUnreachable: no KDC of the realm answered. It also matches
+	// ErrNoKerberosTicket.
+	ErrKDCUnreachable = negotiate.ErrKDCUnreachable
+	// ErrKerberosRejected: the proxy answered the Kerberos ticket with
+	// another 407, most often because its service principal is not the
+	// one the ticket was for (see NegotiateAuth.SPN and Dialer.ProxySPN).
+	ErrKerberosRejected = negotiate.ErrRejected
+	// ErrKerberosMutualAuth: the proxy's mutual-authentication token on
+	// its 200 did not verify.
+	ErrKerberosMutualAuth = negotiate.ErrMutualAuth
+)
+
+// Name returns "Negotiate".
+func (NegotiateAuth) Name() string { return "Negotiate" }
+
+// Strength returns StrengthNegotiate.
+func (NegotiateAuth) Strength(Challenge) int { return StrengthNegotiate }
+
+// NeedsCredentials returns false: a ticket needs no password. Within a
+// Dialer the password sources are still asked when no ticket can be had.
+func (NegotiateAuth) NeedsCredentials() bool { return false }
+
+// Start makes the first Negotiate token for one CONNECT through proxy, from
+// the process environment, with creds (may be nil) as the password source.
+// A Dialer does not call it: it calls the same code with its own
+// environment, trace, ProxySPN and credential sources. The error matches
+// ErrNoKerberosTicket when no ticket could be had.
+func (n NegotiateAuth) Start(ctx context.Context, proxy *url.URL, _ string, creds *Credentials) (AuthSession, error) {
+	s, err := n.newSession(ctx, negotiateEnv{}, proxy.Hostname(), creds)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // mechSession adapts a session of internal/httpauth to AuthSession.
 type mechSession struct {
 	m interface {
@@ -299,6 +438,22 @@ func (s mechSession) Answer(_ context.Context, ch Challenge) (string, error) {
 }
 func (s mechSession) ConnectionBound() bool { return s.m.ConnectionBound() }
 func (s mechSession) Done() bool            { return s.m.Done() }
+
+// verifySuccess implements successVerifier for mechanisms that check the
+// proxy's 2xx (Negotiate's mutual authentication).
+func (s mechSession) verifySuccess(h http.Header) error {
+	if v, ok := s.m.(interface{ VerifySuccess([]string) error }); ok {
+		return v.VerifySuccess(h.Values("Proxy-Authenticate"))
+	}
+	return nil
+}
+
+// close releases what the mechanism holds (SSPI handles), if anything.
+func (s mechSession) close() {
+	if c, ok := s.m.(interface{ Close() error }); ok {
+		_ = c.Close()
+	}
+}
 
 // state implements keepsState for mechanisms that keep state instead of
 // the password (Digest).
@@ -335,10 +490,10 @@ type (
 )
 
 // DefaultAuthSchemes returns the schemes a Dialer uses when AuthSchemes is
-// nil: Digest, NTLM and Basic. Append a Negotiate scheme to it to keep them
-// and add Kerberos.
+// nil: Negotiate (Kerberos single sign-on, see NegotiateAuth), Digest, NTLM
+// and Basic.
 func DefaultAuthSchemes() []AuthScheme {
-	return []AuthScheme{DigestAuth{}, NTLMAuth{}, BasicAuth{}}
+	return []AuthScheme{NegotiateAuth{}, DigestAuth{}, NTLMAuth{}, BasicAuth{}}
 }
 
 func defaultSchemes() []AuthScheme { return DefaultAuthSchemes() }
@@ -587,7 +742,7 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 				a.cur.value, a.cur.speculative = value, false
 				return a.cur.session.ConnectionBound(), nil
 			}
-			if !errors.Is(err, ErrProxyCredentialsRejected) {
+			if !errors.Is(err, ErrProxyCredentialsRejected) || errors.Is(err, errFinalRefusal) {
 				return false, fmt.Errorf("%s: %w", a.cur.scheme.Name(), err)
 			}
 		}
@@ -595,11 +750,11 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 			// The one allowed scheme went first and the proxy does not
 			// offer it: say so instead of calling the credentials refused.
 			a.d.logf("auth: the proxy did not take the %s guess; choosing among its challenges", a.cur.scheme.Name())
-			a.cur = authAttempt{}
+			a.drop()
 			break
 		}
 		refusal = a.rejected()
-		a.cur = authAttempt{}
+		a.drop()
 	case a.sent():
 		// Proxy-Authorization from ProxyConnectHeader was refused.
 		return false, a.rejected()
@@ -628,6 +783,7 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 		}
 		return false, fmt.Errorf("%w: no supported scheme (%s%s)", ErrProxyAuthRequired, describeChallenges(challenges), unusable)
 	}
+	var unavailable []error // offers that could not start, and why
 	for _, o := range offers {
 		if a.resumeFromStore(o) {
 			return false, nil
@@ -642,14 +798,20 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 				continue
 			}
 		}
-		sess, err := o.scheme.Start(ctx, stripUserinfo(a.proxy), a.target, creds)
+		sess, err := a.bind(o, challenges).Start(ctx, stripUserinfo(a.proxy), a.target, creds)
+		value := ""
+		if err == nil {
+			value, err = sess.Answer(ctx, o.challenge)
+		}
+		if errors.Is(err, errSchemeUnavailable) { // nothing was sent: try the next offer
+			a.d.logf("auth: skipping %s: %v", o.challenge, err)
+			unavailable = append(unavailable, fmt.Errorf("%s: %w", o.scheme.Name(), err))
+			continue
+		}
 		if err != nil {
 			return false, fmt.Errorf("%s: %w", o.scheme.Name(), err)
 		}
-		value, err := sess.Answer(ctx, o.challenge)
-		if err != nil {
-			return false, fmt.Errorf("%s: %w", o.scheme.Name(), err)
-		}
+		creds, src = reportedCredentials(sess, creds, src)
 		why := "the strongest usable"
 		if len(offers) == 1 {
 			why = "the only usable"
@@ -664,6 +826,9 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 	}
 	if refusal != nil {
 		return false, refusal
+	}
+	if len(unavailable) > 0 {
+		return false, unavailableError(unavailable, challenges, malformed)
 	}
 	return false, fmt.Errorf("%w: no credentials (%s)", ErrProxyAuthRequired, describeChallenges(challenges))
 }
@@ -742,4 +907,296 @@ func stripUserinfo(u *url.URL) *url.URL {
 	c := *u
 	c.User = nil
 	return &c
+}
+
+// Negotiate within a dial: the environment, trace and credential sources
+// the Dialer lends the scheme, and the hooks the 407 loop and the CONNECT
+// exchange call. Each hook is scheme-agnostic: a scheme or session opts in
+// through an interface.
+
+// negotiateEnv is what a dial lends the scheme: its environment, trace and
+// SPN override. The zero value is the process environment, no trace.
+type negotiateEnv struct {
+	getenv func(string) string
+	logf   func(format string, args ...any)
+	spn    string // Dialer.ProxySPN
+}
+
+func (e negotiateEnv) tracef(format string, args ...any) {
+	if e.logf != nil {
+		e.logf("auth: "+format, args...)
+	}
+}
+
+// config is the mechanism's configuration for one attempt.
+func (n NegotiateAuth) config(env negotiateEnv, creds *Credentials) *negotiate.Config {
+	cfg := &negotiate.Config{
+		SPN: n.SPN, CanonicalizeHost: n.CanonicalizeHost, Username: n.Principal,
+		Keytab: n.Keytab, CCache: n.CCache, Krb5Conf: n.Krb5Conf,
+		Getenv: env.getenv,
+	}
+	if cfg.SPN == "" {
+		cfg.SPN = env.spn
+	}
+	if env.logf != nil {
+		cfg.Trace = env.tracef
+	}
+	if creds != nil && creds.Username != "" && creds.Password != "" {
+		cfg.Username, cfg.Password = creds.Username, creds.Password
+	}
+	return cfg
+}
+
+// pureGo reports whether the pure-Go Kerberos path was asked for
+// explicitly, which on Windows replaces SSPI.
+func (n NegotiateAuth) pureGo() bool {
+	return n.Keytab != "" || n.CCache != "" || n.Krb5Conf != ""
+}
+
+// newSession makes the first token for the proxy at host with creds (nil:
+// a ticket only).
+func (n NegotiateAuth) newSession(ctx context.Context, env negotiateEnv, host string, creds *Credentials) (*negotiateSession, error) {
+	var x negotiate.Session
+	if !n.pureGo() {
+		var user, pass string
+		if creds != nil {
+			user, pass = creds.Username, creds.Password
+		}
+		x, _ = negotiate.SSPIFor(host, n.spn(env), user, pass, env.tracef)
+	}
+	if x == nil {
+		x = n.config(env, creds).NewContext(host)
+	}
+	m, err := httpauth.StartNegotiate(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	return &negotiateSession{mechSession: mechSession{m}}, nil
+}
+
+func (n NegotiateAuth) spn(env negotiateEnv) string {
+	if n.SPN != "" {
+		return n.SPN
+	}
+	return env.spn
+}
+
+// negotiateSession is a Negotiate exchange with the password, if any,
+// that got its ticket (for the store and the trace).
+type negotiateSession struct {
+	mechSession
+	creds *Credentials
+	src   httpauth.Source
+}
+
+// usedCredentials implements credentialReporter.
+func (s negotiateSession) usedCredentials() (*Credentials, httpauth.Source) { return s.creds, s.src }
+
+// boundNegotiate is NegotiateAuth within one dial: it reads the Dialer's
+// environment, traces to its Logf, and asks the dial's credential sources
+// for a password only when no ticket can be had.
+type boundNegotiate struct {
+	NegotiateAuth
+	a   *authState
+	o   offer
+	all []Challenge
+}
+
+// bindDial implements dialBinder.
+func (n NegotiateAuth) bindDial(a *authState, o offer, all []Challenge) AuthScheme {
+	return boundNegotiate{NegotiateAuth: n, a: a, o: o, all: all}
+}
+
+func (b boundNegotiate) env() negotiateEnv {
+	d := b.a.d
+	env := negotiateEnv{getenv: d.env, spn: d.ProxySPN}
+	if d.Logf != nil {
+		env.logf = d.logf
+	}
+	return env
+}
+
+// Start tries a ticket first (with the proxy URL's password when it has
+// one), then each credential source's password, and wraps a failure where
+// nothing reached the proxy as errSchemeUnavailable.
+func (b boundNegotiate) Start(ctx context.Context, proxy *url.URL, _ string, _ *Credentials) (AuthSession, error) {
+	env, host := b.env(), proxy.Hostname()
+	if env.logf != nil && (b.pureGo() || !negotiate.SSPIAvailable) {
+		env.tracef("Negotiate would use: %s", strings.TrimPrefix(b.config(env, nil).Describe(ctx, host), "Negotiate: "))
+	}
+	var creds *Credentials
+	src := httpauth.SourceNone
+	if b.a.proxy.User != nil {
+		// The URL's password costs no prompt: offer it from the start.
+		c, s, err := b.a.credentials(ctx, b.o, b.all)
+		if err != nil {
+			return nil, err
+		}
+		creds, src = c, s
+	}
+	for {
+		s, err := b.newSession(ctx, env, host, creds)
+		if err == nil {
+			s.creds, s.src = creds, src
+			return s, nil
+		}
+		if !negotiate.FallbackAllowed(err) {
+			return nil, err
+		}
+		if creds != nil && errors.Is(err, negotiate.ErrPreauthFailed) {
+			// Never again in this dial, for any scheme.
+			b.a.sources.Refused(src, (*httpauth.Credentials)(creds))
+			err = fmt.Errorf("%w: %w", ErrProxyCredentialsRejected, err)
+			env.tracef("Negotiate: the KDC refused the password of %q from %s", creds.Username, src)
+		} else if creds != nil || !negotiate.PasswordMayHelp(err) {
+			return nil, httpauth.Unavailable(err)
+		}
+		next, nsrc, lerr := b.a.credentials(ctx, b.o, b.all)
+		if lerr != nil {
+			return nil, lerr
+		}
+		if next == nil || next.Username == "" || next.Password == "" {
+			return nil, httpauth.Unavailable(err)
+		}
+		env.tracef("Negotiate: %v; getting a ticket with the password of %q from %s", negotiate.Brief(err), next.Username, nsrc)
+		creds, src = next, nsrc
+	}
+}
+
+// The hooks the 407 loop (auth.go) and the CONNECT exchange (connect.go)
+// call. Each is scheme-agnostic: a scheme or session opts in through an
+// interface.
+
+// errSchemeUnavailable marks a Start or Answer error meaning that nothing
+// was sent to the proxy and nothing can be (no Kerberos ticket): the 407
+// loop tries the next offered scheme instead of failing the dial.
+// errFinalRefusal marks a refusal that ends the dial even though it
+// matches ErrProxyCredentialsRejected: the proxy saw and refused an attempt
+// (a Kerberos ticket) that no other source or scheme should follow.
+var (
+	errSchemeUnavailable = httpauth.ErrSchemeUnavailable
+	errFinalRefusal      = httpauth.ErrFinalRefusal
+)
+
+// dialBinder is a scheme that needs the dial itself (the Dialer's
+// environment and trace, the credential sources): the 407 loop uses what
+// bindDial returns in its place.
+type dialBinder interface {
+	bindDial(a *authState, o offer, all []Challenge) AuthScheme
+}
+
+// bind returns the scheme to start for o.
+func (a *authState) bind(o offer, all []Challenge) AuthScheme {
+	if b, ok := o.scheme.(dialBinder); ok {
+		return b.bindDial(a, o, all)
+	}
+	return o.scheme
+}
+
+// credentialReporter is a session that looked up its credentials itself.
+type credentialReporter interface {
+	usedCredentials() (*Credentials, httpauth.Source)
+}
+
+// reportedCredentials returns the credentials a session says it used, or
+// creds and src as they were.
+func reportedCredentials(sess AuthSession, creds *Credentials, src httpauth.Source) (*Credentials, httpauth.Source) {
+	if r, ok := sess.(credentialReporter); ok {
+		return r.usedCredentials()
+	}
+	return creds, src
+}
+
+// sspiTarget is the target name SSPI would be given for the proxy at host.
+func sspiTarget(host, spn string) string {
+	plan, _ := negotiate.PlanSSPI([]string{"Negotiate"}, host, spn, "", "")
+	return plan.TargetName
+}
+
+// successVerifier is a session that checks the proxy's 2xx (mutual
+// authentication).
+type successVerifier interface {
+	verifySuccess(h http.Header) error
+}
+
+// verifySuccess lets the current session check the proxy's 2xx answer.
+func (a *authState) verifySuccess(h http.Header) error {
+	if v, ok := a.cur.session.(successVerifier); ok {
+		if err := v.verifySuccess(h); err != nil {
+			return fmt.Errorf("%s: %w", a.schemeName(), err)
+		}
+	}
+	return nil
+}
+
+// close releases what the current session holds (SSPI handles).
+func (a *authState) close() {
+	if c, ok := a.cur.session.(interface{ close() }); ok {
+		c.close()
+	}
+}
+
+// drop ends the current attempt before another scheme or credentials are
+// chosen.
+func (a *authState) drop() {
+	a.close()
+	a.cur = authAttempt{}
+}
+
+// unavailableError is the dial's error when no offered scheme could answer
+// and some could not even start: it says why each could not.
+func unavailableError(errs []error, challenges []Challenge, malformed error) error {
+	unusable := ""
+	if malformed != nil {
+		unusable = "; could not use the rest: " + malformed.Error()
+	}
+	return fmt.Errorf("%w: %w (%s%s)", ErrProxyAuthRequired, errors.Join(errs...), describeChallenges(challenges), unusable)
+}
+
+// DescribeNegotiate says, without asking any KDC or the proxy, which
+// service principal and credentials the Negotiate scheme would use at
+// proxy: the ticket cache and its principal and expiry, a keytab, a
+// password and where it would come from. It is what "wsdial -show-proxy"
+// prints. It never shows a password, key or ticket. When AuthSchemes does
+// not allow Negotiate it says so.
+func (d *Dialer) DescribeNegotiate(ctx context.Context, proxy *url.URL) string {
+	var n *NegotiateAuth
+	for _, s := range d.schemes() {
+		if na, ok := s.(NegotiateAuth); ok {
+			n = &na
+			break
+		}
+	}
+	if n == nil {
+		return "Negotiate: not allowed (AuthSchemes has no NegotiateAuth)"
+	}
+	env := negotiateEnv{getenv: d.env, spn: d.ProxySPN}
+	var desc string
+	if !n.pureGo() && negotiate.SSPIAvailable {
+		desc = "Negotiate: SSPI with " + map[bool]string{true: "the proxy URL's user", false: "the logon session's credentials"}[proxy.User != nil] +
+			", SPN " + sspiTarget(proxy.Hostname(), n.spn(env))
+	} else {
+		var creds *Credentials
+		if proxy.User != nil {
+			p, _ := proxy.User.Password()
+			creds = &Credentials{Username: proxy.User.Username(), Password: p}
+		}
+		desc = n.config(env, creds).Describe(ctx, proxy.Hostname())
+		if proxy.User != nil {
+			desc += " (from the proxy URL)"
+		}
+	}
+	var more []string
+	if proxy.User == nil {
+		if d.Credentials != nil {
+			more = append(more, "Dialer.Credentials")
+		}
+		if d.UseNetrc {
+			more = append(more, "the netrc file")
+		}
+	}
+	if len(more) > 0 {
+		desc += "; without a ticket, a password from " + strings.Join(more, ", then ")
+	}
+	return desc
 }

@@ -311,6 +311,7 @@ func (d *Dialer) connect(ctx context.Context, proxy *url.URL, target string) (_ 
 	}
 
 	a := d.newAuthState(proxy, target)
+	defer a.close() // releases what the session holds (SSPI handles)
 	// cause explains an I/O error that a context caused.
 	cause := func(err error) error {
 		switch {
@@ -343,6 +344,9 @@ func (d *Dialer) connect(ctx context.Context, proxy *url.URL, target string) (_ 
 		}
 		d.logf("<- %s %s", resp.Proto, resp.Status)
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+			if err := a.verifySuccess(resp.Header); err != nil { // Negotiate: mutual authentication
+				return nil, fail(resp, nil, err)
+			}
 			a.succeeded()
 			d.logf("tunnel to %s open", target)
 			return pc.tunnel(), nil

@@ -234,7 +234,7 @@ func TestConnectResponses(t *testing.T) {
 			}},
 		{name: "407 with NTLM and a malformed Basic",
 			script: answer("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\nProxy-Authenticate: Basic realm=\"x\" junk\r\nContent-Length: 0\r\n\r\n"),
-			check:  wantProxyError(407, wsproxy.ErrProxyAuthRequired, `no supported scheme (offered: Negotiate; could not use the rest: parse Proxy-Authenticate "Basic realm=\"x\" junk"`)},
+			check:  wantProxyError(407, wsproxy.ErrProxyAuthRequired, `(offered: Negotiate; could not use the rest: parse Proxy-Authenticate "Basic realm=\"x\" junk"`)},
 	}
 	// A refusal with Connection: close and no body length, the socket left
 	// open: the Dialer reads what has arrived and fails at once with the

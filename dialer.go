@@ -61,10 +61,12 @@ type Dialer struct {
 	//  3. Credentials, given the scheme, realm and proxy;
 	//  4. a netrc file, when UseNetrc is set (like curl's --netrc).
 	//
-	// Each source is asked at most once per scheme in a dial. Credentials
-	// the proxy refuses are dropped from the cache and not sent again in
-	// that dial; the next source is tried, and when none is left the dial
-	// fails with ErrProxyCredentialsRejected.
+	// Each source is asked at most once per scheme in a dial; for
+	// Negotiate, only when no Kerberos ticket can be had (NegotiateAuth
+	// says how a password becomes a ticket). Credentials the proxy
+	// refuses are dropped from the cache and not sent again in that dial;
+	// the next source is tried, and when none is left the dial fails with
+	// ErrProxyCredentialsRejected.
 	//
 	// No password in cleartext before the proxy asks for Basic: a password
 	// is sent as Basic only after this proxy offered Basic, either in a
@@ -89,11 +91,22 @@ type Dialer struct {
 
 	// AuthSchemes are the schemes the Dialer may answer challenges with.
 	// When a proxy offers several, the strongest allowed one wins (see
-	// AuthScheme.Strength). Nil means DefaultAuthSchemes(): Digest, NTLM
-	// and Basic. Listing schemes restricts the Dialer to exactly those: it
-	// never falls back to another. When Basic is sent before a challenge
-	// is the cleartext rule on Credentials.
+	// AuthScheme.Strength). Nil means DefaultAuthSchemes(): Negotiate,
+	// Digest, NTLM and Basic. A scheme that cannot start (Negotiate
+	// without a Kerberos ticket) gives way to the next one offered.
+	// Listing schemes restricts the Dialer to exactly those: it never
+	// falls back to another. When Basic is sent before a challenge is the
+	// cleartext rule on Credentials.
 	AuthSchemes []AuthScheme
+
+	// ProxySPN is the proxy's Kerberos service principal for Negotiate
+	// (see NegotiateAuth), as "HTTP/proxy.example.com" or with "@REALM",
+	// for a proxy whose URL names it otherwise (an IP address, an alias).
+	// Empty means "HTTP/" + the proxy host as written in the proxy URL. A
+	// NegotiateAuth with its own SPN set takes that one instead. When the
+	// SPN is wrong the proxy refuses the ticket and the dial fails with
+	// ErrKerberosRejected, naming the SPN it tried.
+	ProxySPN string // Negotiate: the SPN override
 
 	// TLSClientConfig configures TLS to wss:// targets. ServerName defaults
 	// to the target's host, MinVersion to TLS 1.2; NextProtos is always

@@ -12,9 +12,9 @@ import (
 	"github.com/wsproxy/wsproxy"
 )
 
-// A Negotiate (Kerberos/SPNEGO) scheme plugged in through AuthSchemes.
-// wsproxy does not implement Kerberos: the token comes from whatever the
-// program uses, such as gokrb5's spnego package or SSPI on Windows.
+// A Negotiate (Kerberos/SPNEGO) scheme of the program's own, in place of
+// the built-in NegotiateAuth: the token comes from whatever the program
+// uses, such as the system's GSS-API library through cgo.
 type negotiateScheme struct {
 	// token returns the SPNEGO token for the proxy's service principal
 	// ("HTTP/proxy.corp.example"), given the server's token (nil at first).
@@ -63,14 +63,16 @@ func (s *negotiateSession) ConnectionBound() bool { return s.rounds > 1 }
 func (s *negotiateSession) Done() bool            { return s.rounds >= 3 }
 
 // Plug a custom scheme in next to the built-in ones: the Dialer picks the
-// strongest the proxy offers (Negotiate, then Digest, NTLM, Basic).
+// strongest the proxy offers (Negotiate, then Digest, NTLM, Basic). For a
+// name the built-in schemes also answer, list it first: the first scheme
+// of a name wins.
 func ExampleAuthScheme() {
 	kerberos := func(ctx context.Context, spn string, server []byte) ([]byte, error) {
-		// e.g. gokrb5: spnego.SPNEGOClient(krbClient, spn).InitSecContext()
+		// e.g. gss_init_sec_context through cgo
 		return nil, errors.New("wire up your Kerberos library here")
 	}
 	d := &wsproxy.Dialer{
-		AuthSchemes: append(wsproxy.DefaultAuthSchemes(), negotiateScheme{token: kerberos}),
+		AuthSchemes: append([]wsproxy.AuthScheme{negotiateScheme{token: kerberos}}, wsproxy.DefaultAuthSchemes()...),
 		Logf:        log.Printf, // says which scheme was chosen and why
 	}
 	_, _, err := d.Dial(context.Background(), "wss://sync.example.com/db/_blipsync", nil)
@@ -93,6 +95,47 @@ func ExampleDialer_AuthSchemes() {
 		},
 		UseNetrc: true, // then ~/.netrc, when the callback has none
 	}
+	conn, _, err := d.Dial(context.Background(), "ws://chat.example.com/socket", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.CloseNow()
+}
+
+// Behind a Kerberos proxy (Active Directory, squid with
+// negotiate_kerberos_auth), a user who has run kinit, or is logged on to
+// the Windows domain, needs no configuration at all: the zero Dialer finds
+// the proxy in the environment or the system settings and answers its
+// Negotiate challenge with the user's ticket. Without a ticket it falls
+// back to the next scheme the proxy offers; with nothing else to answer,
+// the error says what to do.
+func ExampleNegotiateAuth() {
+	var d wsproxy.Dialer
+	d.Logf = log.Printf // the principal, SPN and ticket cache used, or why Negotiate was skipped
+	conn, _, err := d.Dial(context.Background(), "wss://sync.example.com/db/_blipsync", nil)
+	switch {
+	case errors.Is(err, wsproxy.ErrNoKerberosTicket):
+		log.Fatalf("no Kerberos ticket; run kinit: %v", err)
+	case errors.Is(err, wsproxy.ErrKerberosRejected):
+		log.Fatalf("the proxy refused the ticket; check its service principal: %v", err)
+	case err != nil:
+		log.Fatal(err)
+	}
+	defer conn.CloseNow()
+}
+
+// An unattended service authenticates with its own keytab, to a proxy it
+// reaches by IP address, so the proxy's service principal is named.
+func ExampleDialer_ProxySPN() {
+	d := &wsproxy.Dialer{
+		Proxy:    http.ProxyURL(&url.URL{Scheme: "http", Host: "10.0.0.8:3128"}),
+		ProxySPN: "HTTP/proxy.corp.example",
+		AuthSchemes: []wsproxy.AuthScheme{
+			wsproxy.NegotiateAuth{Keytab: "/etc/sync/client.keytab", Principal: "svc-sync@CORP.EXAMPLE"},
+		},
+	}
+	// What it would use (keytab, principal, SPN), as "wsdial -show-proxy" prints it.
+	log.Print(d.DescribeNegotiate(context.Background(), &url.URL{Scheme: "http", Host: "10.0.0.8:3128"}))
 	conn, _, err := d.Dial(context.Background(), "ws://chat.example.com/socket", nil)
 	if err != nil {
 		log.Fatal(err)

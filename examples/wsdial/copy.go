@@ -41,6 +41,7 @@ func newDialer(o *options, stderr io.Writer) (_ *wsproxy.Dialer, err error) {
 		}
 	}
 	d.ProxyConnectHeader = o.proxyHeaders
+	d.ProxySPN = o.proxySPN
 	if d.AuthSchemes, err = authSchemes(o.proxyAuth); err != nil {
 		return nil, err
 	}
@@ -72,6 +73,8 @@ func authSchemes(name string) ([]wsproxy.AuthScheme, error) {
 	switch strings.ToLower(name) {
 	case "", "any":
 		return nil, nil
+	case "negotiate":
+		return []wsproxy.AuthScheme{wsproxy.NegotiateAuth{}}, nil
 	case "basic":
 		return []wsproxy.AuthScheme{wsproxy.BasicAuth{}}, nil
 	case "digest":
@@ -79,7 +82,7 @@ func authSchemes(name string) ([]wsproxy.AuthScheme, error) {
 	case "ntlm":
 		return []wsproxy.AuthScheme{wsproxy.NTLMAuth{}}, nil
 	}
-	return nil, fmt.Errorf("-proxy-auth %q: want basic, digest, ntlm or any", name)
+	return nil, fmt.Errorf("-proxy-auth %q: want negotiate, basic, digest, ntlm or any", name)
 }
 
 // dialAndCopy opens the WebSocket and copies until either side ends.

@@ -24,7 +24,8 @@ type options struct {
 	proxy        string // "" = discovery, "direct" = none
 	proxyUser    string
 	proxyPass    string
-	proxyAuth    string // "any", "basic", "digest" or "ntlm"
+	proxyAuth    string // "any", "negotiate", "basic", "digest" or "ntlm"
+	proxySPN     string // Dialer.ProxySPN
 	headers      http.Header
 	proxyHeaders http.Header // added to every CONNECT (Dialer.ProxyConnectHeader)
 	subprotocols []string
@@ -51,7 +52,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	var headers, proxyHeaders, protos listFlag
 	fs.StringVar(&o.proxy, "proxy", "", "proxy URL (http://, https://, socks5://, socks5h://); \"direct\" for none; default: the environment, then the system settings")
 	fs.StringVar(&o.proxyUser, "proxy-user", "", "proxy credentials `user[:password]`; the password is asked for on a terminal when omitted")
-	fs.StringVar(&o.proxyAuth, "proxy-auth", "any", "proxy authentication scheme: basic, digest, ntlm, or any (the strongest the proxy offers; never falls back when one is named)")
+	fs.StringVar(&o.proxyAuth, "proxy-auth", "any", "proxy authentication scheme: negotiate (Kerberos), basic, digest, ntlm, or any (the strongest the proxy offers, Negotiate first, falling back when no Kerberos ticket can be had; never falls back when one is named)")
+	fs.StringVar(&o.proxySPN, "proxy-spn", "", "the proxy's Kerberos service principal for Negotiate, e.g. `HTTP/proxy.corp.example`; default HTTP/ and the proxy's host as written")
 	fs.Var(&headers, "H", "extra handshake header `Name: value` (repeatable)")
 	fs.Var(&proxyHeaders, "proxy-header", "extra CONNECT request header `Name: value` for the proxy (repeatable; Host, Content-Length, Transfer-Encoding and Connection other than keep-alive are refused)")
 	fs.Var(&protos, "subprotocol", "WebSocket subprotocol to offer (repeatable)")

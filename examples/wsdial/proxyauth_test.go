@@ -21,11 +21,11 @@ func TestProxyAuthFlag(t *testing.T) {
 		wantCode int
 		wantErr  []string
 	}{
-		{"any", 0, []string{`auth: answering Digest realm="corp" with credentials from the proxy URL (the strongest usable; offered: Digest realm="corp", Basic realm="corp"; allowed: Digest, NTLM, Basic)`}},
+		{"any", 0, []string{`auth: answering Digest realm="corp" with credentials from the proxy URL (the strongest usable; offered: Digest realm="corp", Basic realm="corp"; allowed: Negotiate, Digest, NTLM, Basic)`}},
 		{"digest", 0, []string{"allowed: Digest)"}},
 		{"basic", 1, []string{"proxy rejected the credentials (Basic"}},
 		{"ntlm", 1, []string{`no allowed scheme (allowed: NTLM; offered: Digest realm="corp", Basic realm="corp")`}},
-		{"kerberos", 2, []string{`-proxy-auth "kerberos": want basic, digest, ntlm or any`}},
+		{"kerberos", 2, []string{`-proxy-auth "kerberos": want negotiate, basic, digest, ntlm or any`}},
 	} {
 		t.Run(tc.flag, func(t *testing.T) {
 			t.Parallel()

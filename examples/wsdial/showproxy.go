@@ -44,8 +44,12 @@ func showProxy(ctx context.Context, o *options, stdout, stderr io.Writer) error 
 		}
 		if p == nil {
 			fmt.Fprintf(stdout, "%s %d. DIRECT\n", label, i+1)
-		} else {
-			fmt.Fprintf(stdout, "%s %d. %s\n", label, i+1, p.Redacted())
+			continue
+		}
+		fmt.Fprintf(stdout, "%s %d. %s\n", label, i+1, p.Redacted())
+		if p.Scheme == "http" || p.Scheme == "https" {
+			// Which Kerberos credentials a Negotiate challenge would get.
+			fmt.Fprintf(stdout, "          %s\n", d.DescribeNegotiate(ctx, p))
 		}
 	}
 	return nil

@@ -214,6 +214,11 @@ func EnsureHostsEntry(t testing.TB, name string) {
 // do; only SquidNTLM (ntlm_fake_auth: any password) is supported.
 func StartSquidNegotiate(t testing.TB, kdc *KDC, also ...SquidAuth) *Squid {
 	t.Helper()
+	return startSquidNegotiate(t, kdc, true, also...)
+}
+
+func startSquidNegotiate(t testing.TB, kdc *KDC, keepAlive bool, also ...SquidAuth) *Squid {
+	t.Helper()
 	bin := Require(t, "squid", "apt-get install -y squid")
 	helper := "/usr/lib/squid/negotiate_kerberos_auth"
 	if _, err := os.Stat(helper); err != nil {
@@ -242,11 +247,12 @@ func StartSquidNegotiate(t testing.TB, kdc *KDC, also ...SquidAuth) *Squid {
 	var b strings.Builder
 	b.WriteString(squidBaseConfig(dir, port))
 	fmt.Fprintf(&b, "auth_param negotiate program %s -k %s -s %s@%s\n", helper, keytab, ProxySPN, kdc.Realm)
-	b.WriteString("auth_param negotiate children 4 startup=1 idle=1\nauth_param negotiate keep_alive on\n")
+	keep := map[bool]string{true: "on", false: "off"}[keepAlive]
+	fmt.Fprintf(&b, "auth_param negotiate children 4 startup=1 idle=1\nauth_param negotiate keep_alive %s\n", keep)
 	for _, a := range also {
 		switch a {
 		case SquidNTLM:
-			b.WriteString("auth_param ntlm program /usr/lib/squid/ntlm_fake_auth\nauth_param ntlm children 2\nauth_param ntlm keep_alive on\n")
+			fmt.Fprintf(&b, "auth_param ntlm program /usr/lib/squid/ntlm_fake_auth\nauth_param ntlm children 2\nauth_param ntlm keep_alive %s\n", keep)
 		default:
 			t.Fatalf("peertest: StartSquidNegotiate: unsupported extra scheme %d", a)
 		}

@@ -3,6 +3,7 @@ package negotiate
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Kind says what went wrong in a Negotiate attempt. Kinds up to
@@ -113,4 +114,25 @@ func RejectedError(spn string) error {
 		Detail: "the proxy rejected the Kerberos ticket for " + spn,
 		Hint:   fmt.Sprintf("is the SPN %s right? set it explicitly if the proxy's name differs from its service principal", spn),
 	}
+}
+
+// PasswordMayHelp reports whether a failure to get a ticket without a
+// password is one a password fixes: no usable ticket cache. A missing KDC
+// or configuration stays missing.
+func PasswordMayHelp(err error) bool {
+	for _, e := range []error{ErrNoTicket, ErrTicketExpired, ErrUnsupportedCache, ErrBadCache} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Brief is an error's text without its hint, for a trace line.
+func Brief(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return strings.TrimPrefix(e.Detail, "negotiate: ")
+	}
+	return err.Error()
 }

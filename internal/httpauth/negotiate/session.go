@@ -133,3 +133,18 @@ func SplitWindowsUser(user string) (domain, name string) {
 func defaultSPN(host string) string {
 	return "HTTP/" + strings.ToLower(strings.TrimSuffix(host, "."))
 }
+
+// SSPIFor returns the SSPI session that answers Negotiate for the proxy at
+// host on Windows: the logon session's credentials, or user and password
+// when both are given; spn overrides the target name. Elsewhere, and when
+// no plan fits, ok is false.
+func SSPIFor(host, spn, user, password string, trace func(format string, args ...any)) (s Session, ok bool) {
+	if !SSPIAvailable {
+		return nil, false
+	}
+	plan, ok := PlanSSPI([]string{PackageNegotiate}, host, spn, user, password)
+	if !ok {
+		return nil, false
+	}
+	return newSSPISession(plan, trace), true
+}

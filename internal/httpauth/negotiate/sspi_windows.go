@@ -9,6 +9,14 @@ import (
 	sspintlm "github.com/alexbrainman/sspi/ntlm"
 )
 
+// SSPIAvailable reports whether this platform answers Negotiate through
+// Windows SSPI: it does on Windows.
+const SSPIAvailable = true
+
+func newSSPISession(plan SSPIPlan, trace func(format string, args ...any)) Session {
+	return NewSSPISession(plan, trace)
+}
+
 // NewSSPISession returns a Session that answers the proxy through Windows
 // SSPI as plan says (see PlanSSPI): with no explicit user, the logon
 // session's credentials (AcquireCredentialsHandle with no identity), so no
