@@ -30,12 +30,20 @@ const connBufSize = 1 << 10
 // idle connection's heap. Bulk reads and writes bypass these buffers
 // either way (they are larger than them); small messages fit. Bytes the
 // client sent after its handshake and net/http already read are kept.
-type smallBuffers struct{ http.ResponseWriter }
+//
+// With ownWrites set (binary mode) and a plain socket underneath, the
+// library's writer goes through a clientWriter, which the bridge then
+// uses to write its data frames itself (see clientWriter); out is set.
+type smallBuffers struct {
+	http.ResponseWriter
+	ownWrites bool
+	out       *clientWriter
+}
 
-func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Hijack implements http.Hijacker.
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -61,7 +69,13 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
-	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, connBufSize)), nil
+	var out io.Writer = nc
+	if w.ownWrites {
+		if w.out = newClientWriter(nc); w.out != nil {
+			out = w.out
+		}
+	}
+	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(out, connBufSize)), nil
 }
 
 // The subprotocols the bridge speaks, as websockify and noVNC name them.
@@ -154,11 +168,12 @@ func (h *Handler) acceptClient(w http.ResponseWriter, r *http.Request) (clientCo
 	if sub != "" {
 		opts.Subprotocols = []string{sub}
 	}
-	c, err := websocket.Accept(smallBuffers{w}, r, opts)
+	sb := &smallBuffers{ResponseWriter: w, ownWrites: sub != SubprotocolBase64}
+	c, err := websocket.Accept(sb, r, opts)
 	if err != nil {
 		return nil, err // Accept has answered the request
 	}
-	wc := &wsConn{c: c, base64: sub == SubprotocolBase64, maxMsg: h.maxMessageSize()}
+	wc := &wsConn{c: c, base64: sub == SubprotocolBase64, maxMsg: h.maxMessageSize(), out: sb.out}
 	if wc.base64 && hixie.SeqNumRequested(r.URL.Query()) {
 		wc.seq = new(hixie.Seq) // "<n>:" before each message's base64
 	}
@@ -187,6 +202,10 @@ type wsConn struct {
 	base64 bool
 	maxMsg int64
 	seq    *hixie.Seq // base64 mode with seq_num: numbers the messages sent
+	// out writes binary messages without coder/websocket (and can splice
+	// them) when the client's connection is a plain socket; nil
+	// otherwise. Only binary mode sets it.
+	out *clientWriter
 
 	// Read state (one reader goroutine).
 	msg     io.Reader    // the message being streamed
@@ -323,6 +342,12 @@ func (c *wsConn) readErr(err error) error {
 
 // Write implements clientConn: one message per call.
 func (c *wsConn) Write(p []byte) (int, error) {
+	if c.out != nil {
+		if err := c.out.writeBinary(p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	if !c.base64 {
 		if err := c.c.Write(context.Background(), websocket.MessageBinary, p); err != nil {
 			return 0, err
@@ -339,6 +364,13 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// canSplice implements spliceSink.
+func (c *wsConn) canSplice() bool { return c.out != nil && c.out.canSplice() }
+
+// spliceFrom implements spliceSink: one binary message of the next n
+// bytes queued in src.
+func (c *wsConn) spliceFrom(src net.Conn, n int) error { return c.out.spliceBinary(src, n) }
 
 func (c *wsConn) closeWith(code websocket.StatusCode, reason string) error {
 	c.closeMu.Lock()
