@@ -35,7 +35,7 @@ func main() {
 	flag.IntVar(&cfg.streams, "streams", 1000, "connections streaming at once in the many-connections scenario")
 	flag.IntVar(&cfg.perStream, "per-stream", 256<<10, "bytes each streaming connection sends and verifies")
 	flag.StringVar(&cfg.write, "write", "", "directory to write benchmarks.md and benchmarks.svg into (for example docs)")
-	flag.StringVar(&only, "only", "throughput,small,conns,dial", "scenarios to run")
+	flag.StringVar(&only, "only", "throughput,small,conns,tunnel,dial", "scenarios to run")
 	flag.Parse()
 	cfg.only = map[string]bool{}
 	for _, s := range strings.Split(only, ",") {

@@ -31,13 +31,15 @@ type contestant struct {
 
 // setup is every server a run needs; stop ends them.
 type setup struct {
-	echo, relay, bridge, websockify *child
-	extra                           []*child
-	tmp                             string
+	echo, echoIdle, splice, copyRelay, bridge, bridgeIdle, websockify *child
+	extra                                                            []*child
+	tmp                                                              string
+	tinyproxyAddr                                                    string
+	tinyproxyErr                                                     error
 }
 
 func (s *setup) stop() {
-	for _, c := range append([]*child{s.echo, s.relay, s.bridge, s.websockify}, s.extra...) {
+	for _, c := range append([]*child{s.echo, s.echoIdle, s.splice, s.copyRelay, s.bridge, s.bridgeIdle, s.websockify}, s.extra...) {
 		if c != nil {
 			c.stop()
 		}
@@ -45,6 +47,14 @@ func (s *setup) stop() {
 	if s.tmp != "" {
 		os.RemoveAll(s.tmp)
 	}
+}
+
+// tinyproxy starts tinyproxy once and returns its address.
+func (s *setup) tinyproxy() (string, error) {
+	if s.tinyproxyAddr == "" && s.tinyproxyErr == nil {
+		s.tinyproxyAddr, s.tinyproxyErr = startTinyproxy(s)
+	}
+	return s.tinyproxyAddr, s.tinyproxyErr
 }
 
 func freeAddr() string {
@@ -56,23 +66,32 @@ func freeAddr() string {
 	return ln.Addr().String()
 }
 
-func runAll(cfg config) (*report, error) {
-	rep := &report{started: time.Now(), command: "go run ./examples/bench " + strings.Join(os.Args[1:], " ")}
-	s := &setup{}
-	defer s.stop()
+// startServers starts the echoes, the two reference relays, the bridge
+// (one for the relay scenarios, one in front of the buffered echo for the
+// many-connections scenario) and websockify.
+func startServers(s *setup, rep *report) error {
 	var err error
 	if s.tmp, err = os.MkdirTemp("", "wsproxy-bench-"); err != nil {
-		return nil, err
+		return err
 	}
 	_ = os.Chmod(s.tmp, 0o755)
 	if s.echo, err = startChild("TCP echo", "echo", ""); err != nil {
-		return nil, err
+		return err
 	}
-	if s.relay, err = startChild("raw Go relay", "relay", s.echo.addr); err != nil {
-		return nil, err
+	if s.echoIdle, err = startChild("buffered TCP echo", "echo-idle", ""); err != nil {
+		return err
+	}
+	if s.splice, err = startChild("splice relay", "relay-splice", s.echo.addr); err != nil {
+		return err
+	}
+	if s.copyRelay, err = startChild("copy relay", "relay-copy", s.echo.addr); err != nil {
+		return err
 	}
 	if s.bridge, err = startChild("wsproxy bridge", "bridge", s.echo.addr); err != nil {
-		return nil, err
+		return err
+	}
+	if s.bridgeIdle, err = startChild("wsproxy bridge (many connections)", "bridge", s.echoIdle.addr); err != nil {
+		return err
 	}
 	if path, err := exec.LookPath("websockify"); err == nil {
 		addr := freeAddr()
@@ -82,25 +101,47 @@ func runAll(cfg config) (*report, error) {
 	} else {
 		rep.missing = append(rep.missing, "websockify: not installed (apt-get install websockify); its rows are left out")
 	}
+	return nil
+}
 
-	raw := contestant{"raw Go TCP relay (io.Copy)", rawTCP, s.relay.addr, s.relay.cmd.Process.Pid}
-	bin := contestant{"wsproxy bridge, binary", wsBinary, s.bridge.addr, s.bridge.cmd.Process.Pid}
+// Row labels, also used to find the references of the ratio columns.
+const (
+	labelEcho   = "TCP echo alone, no relay"
+	labelSplice = "Go TCP relay, splice (io.Copy)"
+	labelCopy   = "Go TCP relay, 64 KiB user-space copy"
+	labelBinary = "wsproxy bridge, binary"
+	labelWSF    = "websockify 0.10, binary"
+)
+
+func runAll(cfg config) (*report, error) {
+	rep := &report{started: time.Now(), command: "go run ./examples/bench " + strings.Join(os.Args[1:], " ")}
+	rep.loadBefore = loadAverage()
+	s := &setup{}
+	defer s.stop()
+	if err := startServers(s, rep); err != nil {
+		return nil, err
+	}
+
+	echo := contestant{labelEcho, rawTCP, s.echo.addr, s.echo.cmd.Process.Pid}
+	splice := contestant{labelSplice, rawTCP, s.splice.addr, s.splice.cmd.Process.Pid}
+	cp := contestant{labelCopy, rawTCP, s.copyRelay.addr, s.copyRelay.cmd.Process.Pid}
+	bin := contestant{labelBinary, wsBinary, s.bridge.addr, s.bridge.cmd.Process.Pid}
 	b64 := contestant{"wsproxy bridge, base64", wsBase64, s.bridge.addr, s.bridge.cmd.Process.Pid}
 	hix := contestant{"wsproxy bridge, Hixie-76", hixieFlavor, s.bridge.addr, s.bridge.cmd.Process.Pid}
 	var wsf *contestant
 	if s.websockify != nil {
-		wsf = &contestant{"websockify 0.10, binary", wsBinary, s.websockify.addr, s.websockify.cmd.Process.Pid}
+		wsf = &contestant{labelWSF, wsBinary, s.websockify.addr, s.websockify.cmd.Process.Pid}
 	}
 
 	if cfg.only["throughput"] {
-		list := []contestant{raw, bin, b64}
+		list := []contestant{echo, splice, cp, bin, b64}
 		if hixieFlavor.dial != nil {
 			list = append(list, hix)
 		}
 		if wsf != nil {
 			list = append(list, *wsf)
 		}
-		t, bars, err := throughputTable(cfg, list, wsf != nil)
+		t, bars, err := throughputTable(cfg, list)
 		if err != nil {
 			return nil, err
 		}
@@ -108,22 +149,31 @@ func runAll(cfg config) (*report, error) {
 		rep.bars = bars
 	}
 	if cfg.only["small"] {
-		list := []contestant{raw, bin}
+		list := []contestant{splice, cp, bin}
 		if wsf != nil {
 			list = append(list, *wsf)
 		}
-		t, err := smallTable(cfg, list, wsf != nil)
+		t, err := smallTable(cfg, list)
 		if err != nil {
 			return nil, err
 		}
 		rep.tables = append(rep.tables, t)
 	}
 	if cfg.only["conns"] {
-		t, err := connsTable(cfg, bin)
+		idle := contestant{labelBinary, coderBinary, s.bridgeIdle.addr, s.bridgeIdle.cmd.Process.Pid}
+		t, err := connsTable(cfg, idle)
 		if err != nil {
 			return nil, err
 		}
 		rep.tables = append(rep.tables, t)
+	}
+	if cfg.only["tunnel"] {
+		t, missing, err := tunnelTable(cfg, s)
+		if err != nil {
+			return nil, err
+		}
+		rep.tables = append(rep.tables, t)
+		rep.missing = append(rep.missing, missing...)
 	}
 	if cfg.only["dial"] {
 		t, missing, err := dialTable(cfg, s)
@@ -133,43 +183,66 @@ func runAll(cfg config) (*report, error) {
 		rep.tables = append(rep.tables, t)
 		rep.missing = append(rep.missing, missing...)
 	}
+	rep.loadAfter = loadAverage()
 	return rep, nil
 }
 
-func throughputTable(cfg config, list []contestant, haveWebsockify bool) (table, []bar, error) {
+// refMedian returns the median of the row labelled label, or 0.
+func refMedian(list []contestant, results [][]float64, label string) float64 {
+	for i, c := range list {
+		if c.label == label {
+			return median(results[i])
+		}
+	}
+	return 0
+}
+
+func throughputTable(cfg config, list []contestant) (table, []bar, error) {
 	results := make([][]float64, len(list))
+	cpu := make([][]float64, len(list)) // CPU seconds of the server per GB of payload
 	for r := 0; r < cfg.rounds; r++ {
 		for i, c := range list {
+			before, cerr := cpuSeconds(c.pid)
 			v, err := throughput(c.flavor, c.addr, cfg.size, cfg.duration)
 			if err != nil {
 				return table{}, nil, fmt.Errorf("throughput %s: %w", c.label, err)
 			}
 			results[i] = append(results[i], v)
+			if after, err := cpuSeconds(c.pid); err == nil && cerr == nil && v > 0 {
+				gb := v * cfg.duration.Seconds() / 1e3 // about: the run lasts the duration and a little more
+				cpu[i] = append(cpu[i], (after-before)/gb)
+			}
 		}
 	}
-	rawMed, binMed, wsMed := median(results[0]), median(results[1]), 0.0
-	if haveWebsockify {
-		wsMed = median(results[len(list)-1])
-	}
+	spliceMed, copyMed := refMedian(list, results, labelSplice), refMedian(list, results, labelCopy)
+	binMed, wsMed := refMedian(list, results, labelBinary), refMedian(list, results, labelWSF)
 	t := table{
-		title:  "Bulk throughput",
-		note:   fmt.Sprintf("One connection streams %d KiB messages to a TCP echo through the relay for %v while reading the echo back; MB/s of payload, each byte crossing the relay twice. Median of %d rounds.", cfg.size>>10, cfg.duration, cfg.rounds),
-		header: []string{"relay", "MB/s", "× raw relay", "× websockify", "× bridge binary"},
+		title: "Bulk throughput",
+		note: fmt.Sprintf("One connection streams %d KiB messages to a TCP echo through the relay for %v while reading the echo back; MB/s of payload, each byte crossing the relay twice. "+
+			"The echo splices (io.Copy on its TCP connection); its own row, measured without a relay, shows it is never the bottleneck. "+
+			"The two Go relays are the references: splicing (no byte enters user space: the kernel's limit) and copying through a user-space buffer (the limit for a relay that must frame or unmask bytes). "+
+			"Every WebSocket contestant gets the same lean client (see examples/bench/leanws.go). "+
+			"CPU is the server process's user and system time per GB of payload (each GB crossing it twice), from /proc: less sensitive than MB/s to other load on the machine; for websockify it counts only the connection processes already reaped. Median of %d rounds.", cfg.size>>10, cfg.duration, cfg.rounds),
+		header: []string{"relay", "MB/s", "× splice relay", "× copy relay", "× websockify", "× bridge binary", "server CPU s/GB"},
 	}
 	var bars []bar
 	for i, c := range list {
 		m := median(results[i])
-		t.rows = append(t.rows, []string{c.label, fmt.Sprintf("%.0f", m), ratio(m, rawMed), ratio(m, wsMed), ratio(m, binMed)})
+		cpuCell := "–"
+		if len(cpu[i]) > 0 {
+			cpuCell = fmt.Sprintf("%.2f", median(cpu[i]))
+		}
+		t.rows = append(t.rows, []string{c.label, fmt.Sprintf("%.0f", m), ratio(m, spliceMed), ratio(m, copyMed), ratio(m, wsMed), ratio(m, binMed), cpuCell})
 		bars = append(bars, bar{c.label, m})
 	}
 	return t, bars, nil
 }
 
-func smallTable(cfg config, list []contestant, haveWebsockify bool) (table, error) {
+func smallTable(cfg config, list []contestant) (table, error) {
 	t := table{
 		title:  "Small messages",
 		note:   fmt.Sprintf("64-byte messages, each waiting for its echo (client → relay → TCP echo → client), for %v. Round trips per second over all connections; latency percentiles over all round trips. Median of %d rounds.", cfg.duration, cfg.rounds),
-		header: []string{"relay", "connections", "round trips/s", "p50", "p99", "rate × websockify", "p99 ÷ websockify"},
+		header: []string{"relay", "connections", "round trips/s", "p50", "p99", "rate × copy relay", "rate × websockify", "p99 ÷ websockify"},
 	}
 	for _, conns := range []int{1, 100} {
 		rates := make([][]float64, len(list))
@@ -186,14 +259,16 @@ func smallTable(cfg config, list []contestant, haveWebsockify bool) (table, erro
 				p99s[i] = append(p99s[i], res.p99)
 			}
 		}
-		wsRate, wsP99 := 0.0, 0.0
-		if haveWebsockify {
-			wsRate, wsP99 = median(rates[len(list)-1]), float64(medianDur(p99s[len(list)-1]))
+		copyRate, wsRate, wsP99 := refMedian(list, rates, labelCopy), refMedian(list, rates, labelWSF), 0.0
+		for i, c := range list {
+			if c.label == labelWSF {
+				wsP99 = float64(medianDur(p99s[i]))
+			}
 		}
 		for i, c := range list {
 			rate, p99 := median(rates[i]), medianDur(p99s[i])
 			t.rows = append(t.rows, []string{c.label, strconv.Itoa(conns), fmt.Sprintf("%.0f", rate),
-				fmtDur(medianDur(p50s[i])), fmtDur(p99), ratio(rate, wsRate), ratio(float64(p99), wsP99)})
+				fmtDur(medianDur(p50s[i])), fmtDur(p99), ratio(rate, copyRate), ratio(rate, wsRate), ratio(float64(p99), wsP99)})
 		}
 	}
 	return t, nil
@@ -247,7 +322,7 @@ func dialTable(cfg config, s *setup) (table, []string, error) {
 	routes = append(routes, route{"wsproxy, direct (ws)", func() (dialStats, error) {
 		return wsproxyDial(&wsproxy.Dialer{}, wsTarget, nil)
 	}})
-	if tp, err := startTinyproxy(s); err == nil {
+	if tp, err := s.tinyproxy(); err == nil {
 		pu := &url.URL{Scheme: "http", Host: tp, User: url.UserPassword("alice", "s3cret")}
 		routes = append(routes,
 			route{"wsproxy, tinyproxy Basic (ws)", func() (dialStats, error) { return wsproxyDial(&wsproxy.Dialer{}, wsTarget, pu) }},
