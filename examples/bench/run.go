@@ -32,10 +32,10 @@ type contestant struct {
 // setup is every server a run needs; stop ends them.
 type setup struct {
 	echo, echoIdle, splice, copyRelay, bridge, bridgeIdle, websockify *child
-	extra                                                            []*child
-	tmp                                                              string
-	tinyproxyAddr                                                    string
-	tinyproxyErr                                                     error
+	extra                                                             []*child
+	tmp                                                               string
+	tinyproxyAddr                                                     string
+	tinyproxyErr                                                      error
 }
 
 func (s *setup) stop() {
