@@ -122,10 +122,10 @@ func dialMode(b *testing.B, url, mode string) io.ReadWriter {
 
 // BenchmarkRelayTargetBulk measures the target-to-client direction alone:
 // the target streams without pause and each op reads 64 KiB of binary
-// messages. On Linux this is the spliced path (the payload goes from the
-// target's socket to the client's inside the kernel; the bridge writes
-// only headers); elsewhere the copy path. The bridge allocates nothing
-// per message either way; the figure includes the client's reading.
+// messages, which the bridge writes itself (header and payload in one
+// writev, see clientWriter). The bridge allocates nothing per message;
+// the figure includes the client's reading. docs/benchmarks.md compares
+// this path with a spliced one.
 func BenchmarkRelayTargetBulk(b *testing.B) {
 	h := &bridge.Handler{Resolver: bridge.FixedTarget{Address: streamingTarget(b)}, Logger: slog.New(slog.DiscardHandler)}
 	url := serveB(b, h)

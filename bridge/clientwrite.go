@@ -3,19 +3,18 @@ package bridge
 import (
 	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"sync"
-	"syscall"
 )
 
 // clientWriter is the write side of an RFC 6455 connection in binary mode
 // when the client's connection is a plain socket: the bridge writes its
-// binary data frames itself (header and payload in one writev, or the
-// header and then the payload spliced from the target's socket, see
-// spliceBinary), and coder/websocket, which has no API for either, writes
-// only its control frames (pong, ping, close) through Write, below its
-// bufio.Writer.
+// binary data frames itself, header and payload in one writev without
+// copying the payload, and coder/websocket, which has no API for that,
+// writes only its control frames (pong, ping, close) through Write, below
+// its bufio.Writer. (coder/websocket's Conn.Write copies the header and
+// the first kilobyte into its buffer and makes two system calls for a
+// large message.)
 //
 // Frames must never interleave on the wire. Every byte coder/websocket
 // writes passes through Write, which takes mu at the first byte of one of
@@ -24,29 +23,22 @@ import (
 // never cut by one of the bridge's, whatever the size of its writes; the
 // bridge's frames hold mu from header to last byte.
 //
-// Once a frame could not be written whole, or the library has sent its
-// close frame, the stream is over: nothing more is written (a frame after
-// a broken one would be read as its payload, and RFC 6455 allows no data
-// after a close frame).
+// Once a write has failed, or the library has sent its close frame, the
+// stream is over: nothing more is written (a frame after a broken one
+// would be read as its payload, and RFC 6455 allows no data after a
+// close frame).
 type clientWriter struct {
 	sock net.Conn // the client's socket, *net.TCPConn or *net.UnixConn
-	tcp  *net.TCPConn
-	rc   syscall.RawConn // of tcp, for the header sent ahead of a splice
 
 	mu      sync.Mutex
 	inFrame bool // Write holds mu: a frame of coder/websocket's is incomplete
 	track   frameTracker
 	err     error // set once the stream can carry no more frames
-	spliced int64 // payload bytes sent by spliceBinary (under mu), for tests
 
 	// Reused per frame, so that writing allocates nothing.
 	hdr  [maxHeaderLen]byte
 	vec  [2][]byte
 	bufs net.Buffers
-	lr   io.LimitedReader
-	more []byte // the header sendMore sends
-	send func(fd uintptr) bool
-	serr error
 }
 
 // maxHeaderLen is the longest header of an unmasked frame: 2 bytes and an
@@ -67,14 +59,7 @@ func newClientWriter(nc net.Conn) *clientWriter {
 	if sock == nil {
 		return nil
 	}
-	w := &clientWriter{sock: sock}
-	if tcp, ok := sock.(*net.TCPConn); ok && spliceSupported {
-		if rc, err := tcp.SyscallConn(); err == nil {
-			w.tcp, w.rc = tcp, rc
-			w.send = w.sendHeader
-		}
-	}
-	return w
+	return &clientWriter{sock: sock}
 }
 
 // clientSocket unwraps the connections the bridge's own listeners make
@@ -146,46 +131,6 @@ func (w *clientWriter) writeBinary(p []byte) error {
 	w.bufs = w.vec[:]
 	_, err := w.bufs.WriteTo(w.sock)
 	w.vec[1], w.bufs = nil, nil
-	if err != nil {
-		w.err = err
-	}
-	return err
-}
-
-// canSplice reports whether spliceBinary can move payload from a socket
-// to this client's without copying it through user space.
-func (w *clientWriter) canSplice() bool { return w.tcp != nil }
-
-// spliceBinary sends the next n bytes waiting in src's receive queue as
-// one binary message: the header (sent with MSG_MORE, so that it leaves in
-// the same segment as the payload), then the payload spliced from src to
-// the client's socket in the kernel. Server frames are not masked, so the
-// payload goes out as the target sent it. The caller has seen n bytes
-// queued in src (queuedBytes), so the splice does not wait for the target;
-// anything short of n (the client went away mid-frame) leaves the stream
-// unusable.
-func (w *clientWriter) spliceBinary(src net.Conn, n int) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.usable(); err != nil {
-		return err
-	}
-	w.more = appendFrameHeader(w.hdr[:0], opBinary, n)
-	if err := w.rc.Write(w.send); err != nil {
-		w.err = err
-		return err
-	}
-	if w.serr != nil {
-		w.err = w.serr
-		return w.serr
-	}
-	w.lr.R, w.lr.N = src, int64(n)
-	m, err := w.tcp.ReadFrom(&w.lr)
-	w.lr.R = nil
-	w.spliced += m
-	if err == nil && m < int64(n) {
-		err = io.ErrUnexpectedEOF
-	}
 	if err != nil {
 		w.err = err
 	}

@@ -292,24 +292,16 @@ func (r *relay) clientToTarget() halfResult {
 }
 
 func (r *relay) targetToClient() halfResult {
-	sink, spliceMin := r.spliceSink()
-	src := newTargetReader(r.target, r.bufSize, spliceMin)
+	src := newTargetReader(r.target, r.bufSize)
 	defer src.release()
 	for {
 		buf, n, err := src.read()
 		if n > 0 {
 			r.touch()
-			var werr error
-			switch {
-			case buf == nil:
-				werr = sink.spliceFrom(r.target, n)
-			default:
-				if r.tap != nil {
-					r.tap.ToClient(buf[:n])
-				}
-				_, werr = r.client.Write(buf[:n])
+			if r.tap != nil {
+				r.tap.ToClient(buf[:n])
 			}
-			if werr != nil {
+			if _, werr := r.client.Write(buf[:n]); werr != nil {
 				return halfResult{err: wrap(errClientWrite, werr)}
 			}
 			r.toClient.Add(int64(n))
@@ -324,47 +316,8 @@ func (r *relay) targetToClient() halfResult {
 	}
 }
 
-// spliceSink is implemented by client adapters that can send bytes
-// queued in a socket to the client without copying them through user
-// space (RFC 6455 binary mode on a plain socket, see
-// clientWriter.spliceBinary): spliceFrom sends the next n bytes queued in
-// src as one message. canSplice says whether this connection can.
-type spliceSink interface {
-	canSplice() bool
-	spliceFrom(src net.Conn, n int) error
-}
-
-// spliceMinBytes is the least a splice moves: below it the relay reads
-// and writes as usual, which costs fewer system calls than the ioctl, the
-// header and the two splices. At 16 KiB the two copies saved outweigh
-// them.
-const spliceMinBytes = 16 << 10
-
-// spliceSink returns the client as a spliceSink and the least number of
-// queued bytes worth a splice, or 0 when this relay cannot splice: the
-// client cannot, a tap must see the bytes, or the target is not a socket
-// of the runtime's own (TLS, a custom Dial's wrapper).
-func (r *relay) spliceSink() (spliceSink, int) {
-	sink, ok := r.client.(spliceSink)
-	if !ok || !sink.canSplice() || r.tap != nil || r.bufSize < spliceMinBytes {
-		return nil, 0
-	}
-	switch c := r.target.(type) {
-	case *net.TCPConn:
-	case *net.UnixConn:
-		if c.LocalAddr().Network() != "unix" {
-			return nil, 0
-		}
-	default:
-		return nil, 0
-	}
-	return sink, spliceMinBytes
-}
-
 // targetReader reads the target into a relay buffer. read returns the
-// buffer and the count, or a nil buffer and a count of bytes it left
-// queued in the target's socket for the caller to splice (only when
-// spliceMin was given); done says the caller is finished with the bytes
+// buffer and the count; done says the caller is finished with the bytes
 // (a reader may then give the buffer back); release ends it.
 type targetReader interface {
 	read() (buf []byte, n int, err error)

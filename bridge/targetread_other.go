@@ -9,8 +9,7 @@ import (
 )
 
 // newTargetReader holds one buffer per connection where reading sockets
-// through RawConn is not implemented (and never leaves bytes for a
-// splice).
-func newTargetReader(c net.Conn, size, _ int) targetReader {
+// through RawConn is not implemented.
+func newTargetReader(c net.Conn, size int) targetReader {
 	return &heldBuffer{conn: c, bp: bufpool.Get(size)}
 }

@@ -26,15 +26,6 @@ type socketReader struct {
 	n    int
 	err  error
 	fn   func(fd uintptr) bool // bound once, so reading allocates nothing
-
-	// spliceMin > 0 lets read leave the bytes in the socket for a splice
-	// (see targetReader) when at least spliceMin are queued. It asks the
-	// kernel (one ioctl) only while bytes stream in bulk: after a read or
-	// splice of at least spliceMin bytes, so small messages cost nothing
-	// more.
-	spliceMin int
-	bulk      bool
-	splice    bool // the last readFD left n bytes queued for a splice
 }
 
 // newTargetReader returns a socketReader for the runtime's own TCP and
@@ -42,7 +33,7 @@ type socketReader struct {
 // from a custom Handler.Dial: one that embeds a *net.TCPConn would still
 // offer SyscallConn, and reading the socket underneath would bypass its
 // Read).
-func newTargetReader(c net.Conn, size, spliceMin int) targetReader {
+func newTargetReader(c net.Conn, size int) targetReader {
 	var sc syscall.Conn
 	switch c := c.(type) {
 	case *net.TCPConn:
@@ -52,7 +43,7 @@ func newTargetReader(c net.Conn, size, spliceMin int) targetReader {
 	}
 	if sc != nil {
 		if rc, err := sc.SyscallConn(); err == nil {
-			s := &socketReader{conn: c, rc: rc, size: size, spliceMin: spliceMin}
+			s := &socketReader{conn: c, rc: rc, size: size}
 			s.fn = s.readFD
 			return s
 		}
@@ -61,12 +52,6 @@ func newTargetReader(c net.Conn, size, spliceMin int) targetReader {
 }
 
 func (s *socketReader) readFD(fd uintptr) bool {
-	if s.bulk {
-		if q, err := queuedBytes(fd); err == nil && q >= s.spliceMin {
-			s.n, s.err, s.splice = min(q, s.size), nil, true
-			return true
-		}
-	}
 	if s.bp == nil {
 		s.bp = bufpool.Get(s.size)
 	}
@@ -87,19 +72,15 @@ func (s *socketReader) readFD(fd uintptr) bool {
 			err = syscall.ECONNRESET
 		}
 		s.n, s.err = max(n, 0), err
-		s.bulk = s.spliceMin > 0 && s.n >= s.spliceMin
 		return true
 	}
 }
 
 func (s *socketReader) read() ([]byte, int, error) {
-	s.splice = false
 	if err := s.rc.Read(s.fn); err != nil {
 		return nil, 0, err // closed, or a deadline
 	}
 	switch {
-	case s.splice:
-		return nil, s.n, nil
 	case s.err != nil:
 		// Worded as net.Conn.Read would have.
 		return nil, 0, &net.OpError{Op: "read", Net: s.conn.LocalAddr().Network(),

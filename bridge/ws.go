@@ -69,14 +69,22 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
-	var out io.Writer = nc
+	var bw *bufio.Writer
 	if w.ownWrites {
-		if w.out = newClientWriter(nc); w.out != nil {
-			out = w.out
-		}
+		w.out = newClientWriter(nc)
 	}
-	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(out, connBufSize)), nil
+	if w.out != nil {
+		bw = bufio.NewWriterSize(w.out, controlBufSize)
+	} else {
+		bw = bufio.NewWriterSize(nc, connBufSize)
+	}
+	return nc, bufio.NewReadWriter(br, bw), nil
 }
+
+// controlBufSize is the library's write buffer when the bridge writes
+// the data frames itself (see clientWriter): only control frames pass
+// through it, and the largest (a 125-byte payload and its header) fits.
+const controlBufSize = 256
 
 // The subprotocols the bridge speaks, as websockify and noVNC name them.
 const (
@@ -202,9 +210,9 @@ type wsConn struct {
 	base64 bool
 	maxMsg int64
 	seq    *hixie.Seq // base64 mode with seq_num: numbers the messages sent
-	// out writes binary messages without coder/websocket (and can splice
-	// them) when the client's connection is a plain socket; nil
-	// otherwise. Only binary mode sets it.
+	// out writes binary messages without coder/websocket when the
+	// client's connection is a plain socket; nil otherwise. Only binary
+	// mode sets it.
 	out *clientWriter
 
 	// Read state (one reader goroutine).
@@ -364,13 +372,6 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-
-// canSplice implements spliceSink.
-func (c *wsConn) canSplice() bool { return c.out != nil && c.out.canSplice() }
-
-// spliceFrom implements spliceSink: one binary message of the next n
-// bytes queued in src.
-func (c *wsConn) spliceFrom(src net.Conn, n int) error { return c.out.spliceBinary(src, n) }
 
 func (c *wsConn) closeWith(code websocket.StatusCode, reason string) error {
 	c.closeMu.Lock()
