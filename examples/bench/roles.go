@@ -152,7 +152,13 @@ func startChild(name, role, target string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self)
+	return startChildFrom(self, name, role, target)
+}
+
+// startChildFrom is startChild with another build of this program (the
+// -baseline bridge).
+func startChildFrom(exe, name, role, target string) (*child, error) {
+	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), roleEnv+"="+role, "WSPROXY_BENCH_TARGET="+target)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

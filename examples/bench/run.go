@@ -32,6 +32,7 @@ type contestant struct {
 // setup is every server a run needs; stop ends them.
 type setup struct {
 	echo, echoIdle, splice, copyRelay, bridge, bridgeIdle, websockify *child
+	baseline, baselineIdle                                            *child // -baseline's bridge
 	extra                                                             []*child
 	tmp                                                               string
 	tinyproxyAddr                                                     string
@@ -39,7 +40,7 @@ type setup struct {
 }
 
 func (s *setup) stop() {
-	for _, c := range append([]*child{s.echo, s.echoIdle, s.splice, s.copyRelay, s.bridge, s.bridgeIdle, s.websockify}, s.extra...) {
+	for _, c := range append([]*child{s.echo, s.echoIdle, s.splice, s.copyRelay, s.bridge, s.bridgeIdle, s.websockify, s.baseline, s.baselineIdle}, s.extra...) {
 		if c != nil {
 			c.stop()
 		}
@@ -69,7 +70,7 @@ func freeAddr() string {
 // startServers starts the echoes, the two reference relays, the bridge
 // (one for the relay scenarios, one in front of the buffered echo for the
 // many-connections scenario) and websockify.
-func startServers(s *setup, rep *report) error {
+func startServers(cfg config, s *setup, rep *report) error {
 	var err error
 	if s.tmp, err = os.MkdirTemp("", "wsproxy-bench-"); err != nil {
 		return err
@@ -93,6 +94,14 @@ func startServers(s *setup, rep *report) error {
 	if s.bridgeIdle, err = startChild("wsproxy bridge (many connections)", "bridge", s.echoIdle.addr); err != nil {
 		return err
 	}
+	if cfg.baseline != "" {
+		if s.baseline, err = startChildFrom(cfg.baseline, "baseline bridge", "bridge", s.echo.addr); err != nil {
+			return err
+		}
+		if s.baselineIdle, err = startChildFrom(cfg.baseline, "baseline bridge (many connections)", "bridge", s.echoIdle.addr); err != nil {
+			return err
+		}
+	}
 	if path, err := exec.LookPath("websockify"); err == nil {
 		addr := freeAddr()
 		if s.websockify, err = startProgram("websockify", addr, path, addr, s.echo.addr); err != nil {
@@ -111,6 +120,8 @@ const (
 	labelCopy   = "Go TCP relay, 64 KiB user-space copy"
 	labelBinary = "wsproxy bridge, binary"
 	labelWSF    = "websockify 0.10, binary"
+	// labelBaseline names the bridge of -baseline.
+	labelBaseline = "baseline bridge (-baseline)"
 )
 
 func runAll(cfg config) (*report, error) {
@@ -118,7 +129,7 @@ func runAll(cfg config) (*report, error) {
 	rep.loadBefore = loadAverage()
 	s := &setup{}
 	defer s.stop()
-	if err := startServers(s, rep); err != nil {
+	if err := startServers(cfg, s, rep); err != nil {
 		return nil, err
 	}
 
@@ -128,6 +139,13 @@ func runAll(cfg config) (*report, error) {
 	bin := contestant{labelBinary, wsBinary, s.bridge.addr, s.bridge.cmd.Process.Pid}
 	b64 := contestant{"wsproxy bridge, base64", wsBase64, s.bridge.addr, s.bridge.cmd.Process.Pid}
 	hix := contestant{"wsproxy bridge, Hixie-76", hixieFlavor, s.bridge.addr, s.bridge.cmd.Process.Pid}
+	var base []contestant // -baseline's bridge, binary and base64
+	if s.baseline != nil {
+		base = []contestant{
+			{labelBaseline + ", binary", wsBinary, s.baseline.addr, s.baseline.cmd.Process.Pid},
+			{labelBaseline + ", base64", wsBase64, s.baseline.addr, s.baseline.cmd.Process.Pid},
+		}
+	}
 	var wsf *contestant
 	if s.websockify != nil {
 		wsf = &contestant{labelWSF, wsBinary, s.websockify.addr, s.websockify.cmd.Process.Pid}
@@ -138,10 +156,11 @@ func runAll(cfg config) (*report, error) {
 		if hixieFlavor.dial != nil {
 			list = append(list, hix)
 		}
+		list = append(list, base...)
 		if wsf != nil {
 			list = append(list, *wsf)
 		}
-		t, bars, err := throughputTable(cfg, list)
+		t, bars, err := throughputTable(cfg, cfg.pick(list))
 		if err != nil {
 			return nil, err
 		}
@@ -150,17 +169,23 @@ func runAll(cfg config) (*report, error) {
 	}
 	if cfg.only["small"] {
 		list := []contestant{splice, cp, bin}
+		if len(base) > 0 {
+			list = append(list, base[0])
+		}
 		if wsf != nil {
 			list = append(list, *wsf)
 		}
-		t, err := smallTable(cfg, list)
+		t, err := smallTable(cfg, cfg.pick(list))
 		if err != nil {
 			return nil, err
 		}
 		rep.tables = append(rep.tables, t)
 	}
 	if cfg.only["conns"] {
-		idle := contestant{labelBinary, coderBinary, s.bridgeIdle.addr, s.bridgeIdle.cmd.Process.Pid}
+		idle := []contestant{{labelBinary, coderBinary, s.bridgeIdle.addr, s.bridgeIdle.cmd.Process.Pid}}
+		if s.baselineIdle != nil {
+			idle = append(idle, contestant{labelBaseline + ", binary", coderBinary, s.baselineIdle.addr, s.baselineIdle.cmd.Process.Pid})
+		}
 		t, err := connsTable(cfg, idle)
 		if err != nil {
 			return nil, err
@@ -185,6 +210,20 @@ func runAll(cfg config) (*report, error) {
 	}
 	rep.loadAfter = loadAverage()
 	return rep, nil
+}
+
+// pick keeps the contestants -rows selects.
+func (cfg config) pick(list []contestant) []contestant {
+	if cfg.rows == nil {
+		return list
+	}
+	var out []contestant
+	for _, c := range list {
+		if cfg.rows.MatchString(c.label) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // refMedian returns the median of the row labelled label, or 0.
@@ -278,19 +317,22 @@ func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
 }
 
-func connsTable(cfg config, bin contestant) (table, error) {
-	res, err := manyConnections(bin.flavor, bin.addr, bin.pid, cfg.idle, cfg.streams, cfg.perStream)
-	if err != nil {
-		return table{}, fmt.Errorf("many connections: %w", err)
-	}
-	return table{
+func connsTable(cfg config, list []contestant) (table, error) {
+	t := table{
 		title: "Many connections",
-		note: fmt.Sprintf("%d idle WebSocket connections bridged to TCP (client, bridge and echo targets on this machine); bridge RSS growth per connection as read from /proc. Then %d connections each stream %d KiB of random data at once and check the echo by SHA-256.",
+		note: fmt.Sprintf("%d idle WebSocket connections bridged to TCP (client, bridge and echo targets on this machine; coder/websocket clients; a buffered echo, since a splicing one holds a pipe pair per connection); bridge RSS growth per connection as read from /proc. Then %d connections each stream %d KiB of random data at once and check the echo by SHA-256.",
 			cfg.idle, cfg.streams, cfg.perStream>>10),
 		header: []string{"relay", "idle opened", "time to open all", "bridge RSS per idle connection", "streaming connections", "aggregate MB/s", "bytes verified"},
-		rows: [][]string{{bin.label, fmt.Sprintf("%d / %d", res.opened, cfg.idle), res.openTime.Round(time.Millisecond).String(),
-			fmt.Sprintf("%.1f KiB", res.rssPerConn), strconv.Itoa(res.streamConns), fmt.Sprintf("%.0f", res.streamMBps), strconv.FormatInt(res.verified, 10)}},
-	}, nil
+	}
+	for _, c := range list {
+		res, err := manyConnections(c.flavor, c.addr, c.pid, cfg.idle, cfg.streams, cfg.perStream)
+		if err != nil {
+			return table{}, fmt.Errorf("many connections, %s: %w", c.label, err)
+		}
+		t.rows = append(t.rows, []string{c.label, fmt.Sprintf("%d / %d", res.opened, cfg.idle), res.openTime.Round(time.Millisecond).String(),
+			fmt.Sprintf("%.1f KiB", res.rssPerConn), strconv.Itoa(res.streamConns), fmt.Sprintf("%.0f", res.streamMBps), strconv.FormatInt(res.verified, 10)})
+	}
+	return t, nil
 }
 
 // dialTable times opening a WebSocket directly and through real proxies.
