@@ -247,7 +247,9 @@ func throughputTable(cfg config, list []contestant) (table, []bar, error) {
 				return table{}, nil, fmt.Errorf("throughput %s: %w", c.label, err)
 			}
 			results[i] = append(results[i], v)
-			if after, err := cpuSeconds(c.pid); err == nil && cerr == nil && v > 0 {
+			// websockify serves each connection in a forked process,
+			// whose CPU its parent's /proc entry does not show.
+			if after, err := cpuSeconds(c.pid); err == nil && cerr == nil && v > 0 && c.label != labelWSF {
 				gb := v * cfg.duration.Seconds() / 1e3 // about: the run lasts the duration and a little more
 				cpu[i] = append(cpu[i], (after-before)/gb)
 			}
@@ -261,7 +263,7 @@ func throughputTable(cfg config, list []contestant) (table, []bar, error) {
 			"The echo splices (io.Copy on its TCP connection); its own row, measured without a relay, shows it is never the bottleneck. "+
 			"The two Go relays are the references: splicing (no byte enters user space: the kernel's limit) and copying through a user-space buffer (the limit for a relay that must frame or unmask bytes). "+
 			"Every WebSocket contestant gets the same lean client (see examples/bench/leanws.go). "+
-			"CPU is the server process's user and system time per GB of payload (each GB crossing it twice), from /proc: less sensitive than MB/s to other load on the machine; for websockify it counts only the connection processes already reaped. Median of %d rounds.", cfg.size>>10, cfg.duration, cfg.rounds),
+			"CPU is the server process's user and system time per GB of payload (each GB crossing it twice), from /proc: less sensitive than MB/s to other load on the machine (not shown for websockify, which serves each connection in a forked process). Median of %d rounds.", cfg.size>>10, cfg.duration, cfg.rounds),
 		header: []string{"relay", "MB/s", "× splice relay", "× copy relay", "× websockify", "× bridge binary", "server CPU s/GB"},
 	}
 	var bars []bar
