@@ -7,10 +7,11 @@ import (
 	"sync"
 )
 
-// clientWriter is the write side of an RFC 6455 connection in binary mode
-// when the client's connection is a plain socket: the bridge writes its
-// binary data frames itself, header and payload in one writev without
-// copying the payload, and coder/websocket, which has no API for that,
+// clientWriter is the write side of an RFC 6455 connection when the
+// client's connection is a plain socket: the bridge writes its data
+// frames (binary, or text carrying base64) itself, header and payload in
+// one writev without copying the payload, and coder/websocket, which has
+// no API for that,
 // writes only its control frames (pong, ping, close) through Write, below
 // its bufio.Writer. (coder/websocket's Conn.Write copies the header and
 // the first kilobyte into its buffer and makes two system calls for a
@@ -119,15 +120,15 @@ func (w *clientWriter) usable() error {
 	return nil
 }
 
-// writeBinary sends p as one binary message: the header and p in one
-// writev, without copying p.
-func (w *clientWriter) writeBinary(p []byte) error {
+// writeMessage sends p as one message with opcode op (opBinary, opText):
+// the header and p in one writev, without copying p.
+func (w *clientWriter) writeMessage(op byte, p []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.usable(); err != nil {
 		return err
 	}
-	w.vec[0], w.vec[1] = appendFrameHeader(w.hdr[:0], opBinary, len(p)), p
+	w.vec[0], w.vec[1] = appendFrameHeader(w.hdr[:0], op, len(p)), p
 	w.bufs = w.vec[:]
 	_, err := w.bufs.WriteTo(w.sock)
 	w.vec[1], w.bufs = nil, nil
@@ -137,8 +138,11 @@ func (w *clientWriter) writeBinary(p []byte) error {
 	return err
 }
 
-// opBinary is the opcode of a binary data frame.
-const opBinary = 0x2
+// The opcodes of data frames.
+const (
+	opText   = 0x1
+	opBinary = 0x2
+)
 
 // appendFrameHeader appends the header of a final, unmasked frame with
 // opcode op and an n-byte payload (RFC 6455 section 5.2).

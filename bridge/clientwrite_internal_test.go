@@ -135,7 +135,7 @@ func TestAppendFrameHeader(t *testing.T) {
 }
 
 // TestClientWriterStopsAfterClose: once the library's close frame went
-// out, a data frame would break RFC 6455; writeBinary refuses it, and a
+// out, a data frame would break RFC 6455; writeMessage refuses it, and a
 // broken stream refuses everything.
 func TestClientWriterStopsAfterClose(t *testing.T) {
 	t.Parallel()
@@ -146,19 +146,19 @@ func TestClientWriterStopsAfterClose(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _, _ = io.Copy(&got, b) }()
 	w := &clientWriter{sock: a}
-	require.NoError(t, w.writeBinary([]byte("hi")))
+	require.NoError(t, w.writeMessage(opBinary, []byte("hi")))
 	closeFrame := testFrame(0x8, 2, false)
 	_, err := w.Write(closeFrame[:3]) // split: mu stays held in between
 	require.NoError(t, err)
 	_, err = w.Write(closeFrame[3:])
 	require.NoError(t, err)
-	assert.ErrorIs(t, w.writeBinary([]byte("late")), errClientStreamClosed)
+	assert.ErrorIs(t, w.writeMessage(opBinary, []byte("late")), errClientStreamClosed)
 	a.Close()
 	<-done
 	assert.Equal(t, append([]byte{0x82, 2, 'h', 'i'}, closeFrame...), got.Bytes(), "nothing after the close frame")
 
 	w2 := &clientWriter{sock: a} // a is closed now
-	assert.Error(t, w2.writeBinary([]byte("x")))
+	assert.Error(t, w2.writeMessage(opText, []byte("x")))
 	_, err = w2.Write([]byte{0x8a, 0})
 	assert.Error(t, err, "a broken stream takes no more frames")
 }

@@ -31,9 +31,9 @@ const connBufSize = 1 << 10
 // either way (they are larger than them); small messages fit. Bytes the
 // client sent after its handshake and net/http already read are kept.
 //
-// With ownWrites set (binary mode) and a plain socket underneath, the
-// library's writer goes through a clientWriter, which the bridge then
-// uses to write its data frames itself (see clientWriter); out is set.
+// With ownWrites set and a plain socket underneath, the library's writer
+// goes through a clientWriter, which the bridge then uses to write its
+// data frames itself (see clientWriter); out is set.
 type smallBuffers struct {
 	http.ResponseWriter
 	ownWrites bool
@@ -176,7 +176,7 @@ func (h *Handler) acceptClient(w http.ResponseWriter, r *http.Request) (clientCo
 	if sub != "" {
 		opts.Subprotocols = []string{sub}
 	}
-	sb := &smallBuffers{ResponseWriter: w, ownWrites: sub != SubprotocolBase64}
+	sb := &smallBuffers{ResponseWriter: w, ownWrites: true}
 	c, err := websocket.Accept(sb, r, opts)
 	if err != nil {
 		return nil, err // Accept has answered the request
@@ -210,9 +210,8 @@ type wsConn struct {
 	base64 bool
 	maxMsg int64
 	seq    *hixie.Seq // base64 mode with seq_num: numbers the messages sent
-	// out writes binary messages without coder/websocket when the
-	// client's connection is a plain socket; nil otherwise. Only binary
-	// mode sets it.
+	// out writes data messages without coder/websocket when the
+	// client's connection is a plain socket; nil otherwise (TLS).
 	out *clientWriter
 
 	// Read state (one reader goroutine).
@@ -350,13 +349,13 @@ func (c *wsConn) readErr(err error) error {
 
 // Write implements clientConn: one message per call.
 func (c *wsConn) Write(p []byte) (int, error) {
-	if c.out != nil {
-		if err := c.out.writeBinary(p); err != nil {
-			return 0, err
-		}
-		return len(p), nil
-	}
 	if !c.base64 {
+		if c.out != nil {
+			if err := c.out.writeMessage(opBinary, p); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
 		if err := c.c.Write(context.Background(), websocket.MessageBinary, p); err != nil {
 			return 0, err
 		}
@@ -365,7 +364,12 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	// A pooled buffer: an idle connection keeps none.
 	bp := bufpool.Get(hixie.MaxPayloadLen(len(p)))
 	out := hixie.AppendPayload((*bp)[:0], p, c.seq)
-	err := c.c.Write(context.Background(), websocket.MessageText, out)
+	var err error
+	if c.out != nil {
+		err = c.out.writeMessage(opText, out)
+	} else {
+		err = c.c.Write(context.Background(), websocket.MessageText, out)
+	}
 	bufpool.Put(bp)
 	if err != nil {
 		return 0, err
