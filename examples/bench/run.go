@@ -282,18 +282,23 @@ func throughputTable(cfg config, list []contestant) (table, []bar, error) {
 func smallTable(cfg config, list []contestant) (table, error) {
 	t := table{
 		title:  "Small messages",
-		note:   fmt.Sprintf("64-byte messages, each waiting for its echo (client → relay → TCP echo → client), for %v. Round trips per second over all connections; latency percentiles over all round trips. Median of %d rounds.", cfg.duration, cfg.rounds),
-		header: []string{"relay", "connections", "round trips/s", "p50", "p99", "rate × copy relay", "rate × websockify", "p99 ÷ websockify"},
+		note:   fmt.Sprintf("64-byte messages, each waiting for its echo (client → relay → TCP echo → client), for %v. Round trips per second over all connections; latency percentiles over all round trips; the server's CPU time per round trip, from /proc (not for websockify). Median of %d rounds.", cfg.duration, cfg.rounds),
+		header: []string{"relay", "connections", "round trips/s", "p50", "p99", "rate × copy relay", "rate × websockify", "p99 ÷ websockify", "server CPU µs per round trip"},
 	}
 	for _, conns := range []int{1, 100} {
 		rates := make([][]float64, len(list))
+		cpu := make([][]float64, len(list)) // server CPU µs per round trip
 		p50s := make([][]time.Duration, len(list))
 		p99s := make([][]time.Duration, len(list))
 		for r := 0; r < cfg.rounds; r++ {
 			for i, c := range list {
+				before, cerr := cpuSeconds(c.pid)
 				res, err := roundTrips(c.flavor, c.addr, conns, cfg.duration)
 				if err != nil {
 					return t, fmt.Errorf("small messages %s: %w", c.label, err)
+				}
+				if after, err := cpuSeconds(c.pid); err == nil && cerr == nil && res.perSec > 0 && c.label != labelWSF {
+					cpu[i] = append(cpu[i], (after-before)/(res.perSec*cfg.duration.Seconds())*1e6)
 				}
 				rates[i] = append(rates[i], res.perSec)
 				p50s[i] = append(p50s[i], res.p50)
@@ -308,8 +313,12 @@ func smallTable(cfg config, list []contestant) (table, error) {
 		}
 		for i, c := range list {
 			rate, p99 := median(rates[i]), medianDur(p99s[i])
+			cpuCell := "–"
+			if len(cpu[i]) > 0 {
+				cpuCell = fmt.Sprintf("%.1f", median(cpu[i]))
+			}
 			t.rows = append(t.rows, []string{c.label, strconv.Itoa(conns), fmt.Sprintf("%.0f", rate),
-				fmtDur(medianDur(p50s[i])), fmtDur(p99), ratio(rate, copyRate), ratio(rate, wsRate), ratio(float64(p99), wsP99)})
+				fmtDur(medianDur(p50s[i])), fmtDur(p99), ratio(rate, copyRate), ratio(rate, wsRate), ratio(float64(p99), wsP99), cpuCell})
 		}
 	}
 	return t, nil
