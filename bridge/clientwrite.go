@@ -11,18 +11,19 @@ import (
 // client's connection is a plain socket: the bridge writes its data
 // frames (binary, or text carrying base64) itself, header and payload in
 // one writev without copying the payload, and coder/websocket, which has
-// no API for that,
-// writes only its control frames (pong, ping, close) through Write, below
-// its bufio.Writer. (coder/websocket's Conn.Write copies the header and
-// the first kilobyte into its buffer and makes two system calls for a
-// large message.)
+// no API for that, writes only its control frames (pong, ping, close)
+// through Write, below its bufio.Writer. (coder/websocket's Conn.Write
+// copies the header and the first kilobyte into its buffer and makes two
+// system calls for a large message.)
 //
 // Frames must never interleave on the wire. Every byte coder/websocket
 // writes passes through Write, which takes mu at the first byte of one of
 // its frames and holds it until that frame's last byte has been written
 // (frameTracker finds the boundaries), so a frame of the library's is
 // never cut by one of the bridge's, whatever the size of its writes; the
-// bridge's frames hold mu from header to last byte.
+// bridge's frames hold mu from header to last byte. The library writes a
+// frame whole or fails (its bufio.Writer flushes after every frame, and a
+// failed write releases mu), so mu is never left held.
 //
 // Once a write has failed, or the library has sent its close frame, the
 // stream is over: nothing more is written (a frame after a broken one

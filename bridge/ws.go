@@ -31,13 +31,12 @@ const connBufSize = 1 << 10
 // either way (they are larger than them); small messages fit. Bytes the
 // client sent after its handshake and net/http already read are kept.
 //
-// With ownWrites set and a plain socket underneath, the library's writer
-// goes through a clientWriter, which the bridge then uses to write its
-// data frames itself (see clientWriter); out is set.
+// With a plain socket underneath, the library's writer goes through a
+// clientWriter, which the bridge then uses to write its data frames
+// itself (see clientWriter); out is set.
 type smallBuffers struct {
 	http.ResponseWriter
-	ownWrites bool
-	out       *clientWriter
+	out *clientWriter
 }
 
 func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -70,10 +69,7 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		}
 	}
 	var bw *bufio.Writer
-	if w.ownWrites {
-		w.out = newClientWriter(nc)
-	}
-	if w.out != nil {
+	if w.out = newClientWriter(nc); w.out != nil {
 		bw = bufio.NewWriterSize(w.out, controlBufSize)
 	} else {
 		bw = bufio.NewWriterSize(nc, connBufSize)
@@ -176,7 +172,7 @@ func (h *Handler) acceptClient(w http.ResponseWriter, r *http.Request) (clientCo
 	if sub != "" {
 		opts.Subprotocols = []string{sub}
 	}
-	sb := &smallBuffers{ResponseWriter: w, ownWrites: true}
+	sb := &smallBuffers{ResponseWriter: w}
 	c, err := websocket.Accept(sb, r, opts)
 	if err != nil {
 		return nil, err // Accept has answered the request
