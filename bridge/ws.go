@@ -227,7 +227,8 @@ type wsConn struct {
 func (c *wsConn) Subprotocol() string { return c.c.Subprotocol() }
 func (c *wsConn) protocol() string    { return "rfc6455" }
 
-// Read implements clientConn.
+// Read implements clientConn. At the end of a message it may return 0
+// and no error (see below).
 func (c *wsConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
@@ -250,7 +251,13 @@ func (c *wsConn) Read(p []byte) (int, error) {
 		if err == io.EOF {
 			c.msg = nil
 			if n == 0 {
-				continue // empty message or end of one: take the next
+				// The end of a message (coder/websocket reports it on the
+				// read after the last bytes). Return, rather than wait
+				// here for the next message with p, the relay's
+				// buffer: the relay then gives the buffer back and waits
+				// in waitReady without it, so a connection idle after
+				// traffic holds none.
+				return 0, nil
 			}
 			return n, nil
 		}
