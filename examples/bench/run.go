@@ -331,9 +331,9 @@ func fmtDur(d time.Duration) string {
 func connsTable(cfg config, list []contestant) (table, error) {
 	t := table{
 		title: "Many connections",
-		note: fmt.Sprintf("%d idle WebSocket connections bridged to TCP (client, bridge and echo targets on this machine; coder/websocket clients; a buffered echo, since a splicing one holds a pipe pair per connection); bridge RSS growth per connection as read from /proc. Then %d connections each stream %d KiB of random data at once and check the echo by SHA-256.",
+		note: fmt.Sprintf("%d idle WebSocket connections bridged to TCP (client, bridge and echo targets on this machine; coder/websocket clients; a buffered echo, since a splicing one holds a pipe pair per connection); bridge RSS growth per connection as read from /proc, then again once each connection has echoed one 64-byte message and gone idle. Then %d connections each stream %d KiB of random data at once and check the echo by SHA-256.",
 			cfg.idle, cfg.streams, cfg.perStream>>10),
-		header: []string{"relay", "idle opened", "time to open all", "bridge RSS per idle connection", "streaming connections", "aggregate MB/s", "bytes verified"},
+		header: []string{"relay", "idle opened", "time to open all", "bridge RSS per idle connection", "… after one message each", "streaming connections", "aggregate MB/s", "bytes verified"},
 	}
 	for _, c := range list {
 		res, err := manyConnections(c.flavor, c.addr, c.pid, cfg.idle, cfg.streams, cfg.perStream)
@@ -341,7 +341,7 @@ func connsTable(cfg config, list []contestant) (table, error) {
 			return table{}, fmt.Errorf("many connections, %s: %w", c.label, err)
 		}
 		t.rows = append(t.rows, []string{c.label, fmt.Sprintf("%d / %d", res.opened, cfg.idle), res.openTime.Round(time.Millisecond).String(),
-			fmt.Sprintf("%.1f KiB", res.rssPerConn), strconv.Itoa(res.streamConns), fmt.Sprintf("%.0f", res.streamMBps), strconv.FormatInt(res.verified, 10)})
+			fmt.Sprintf("%.1f KiB", res.rssPerConn), fmt.Sprintf("%.1f KiB", res.rssAfterMsg), strconv.Itoa(res.streamConns), fmt.Sprintf("%.0f", res.streamMBps), strconv.FormatInt(res.verified, 10)})
 	}
 	return t, nil
 }
