@@ -21,7 +21,9 @@ import (
 // Read and Write see payload bytes only, already decoded (base64, legacy
 // framing): Read fills p with bytes the client sent and returns io.EOF once
 // the client has closed cleanly (a close frame, the Hixie closing
-// handshake); Write sends p to the client as one or more messages. One
+// handshake), and may return 0 bytes and no error between messages, so
+// that the relay gives its buffer back before waiting for the next one
+// (see readyWaiter); Write sends p to the client as one or more messages. One
 // goroutine reads while another writes; a Read is never called
 // concurrently with another Read, nor a Write with another Write.
 //

@@ -30,12 +30,19 @@ const connBufSize = 1 << 10
 // idle connection's heap. Bulk reads and writes bypass these buffers
 // either way (they are larger than them); small messages fit. Bytes the
 // client sent after its handshake and net/http already read are kept.
-type smallBuffers struct{ http.ResponseWriter }
+//
+// With a plain socket underneath, the library's writer goes through a
+// clientWriter, which the bridge then uses to write its data frames
+// itself (see clientWriter); out is set.
+type smallBuffers struct {
+	http.ResponseWriter
+	out *clientWriter
+}
 
-func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Hijack implements http.Hijacker.
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -61,8 +68,19 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
-	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, connBufSize)), nil
+	var bw *bufio.Writer
+	if w.out = newClientWriter(nc); w.out != nil {
+		bw = bufio.NewWriterSize(w.out, controlBufSize)
+	} else {
+		bw = bufio.NewWriterSize(nc, connBufSize)
+	}
+	return nc, bufio.NewReadWriter(br, bw), nil
 }
+
+// controlBufSize is the library's write buffer when the bridge writes
+// the data frames itself (see clientWriter): only control frames pass
+// through it, and the largest (a 125-byte payload and its header) fits.
+const controlBufSize = 256
 
 // The subprotocols the bridge speaks, as websockify and noVNC name them.
 const (
@@ -154,11 +172,12 @@ func (h *Handler) acceptClient(w http.ResponseWriter, r *http.Request) (clientCo
 	if sub != "" {
 		opts.Subprotocols = []string{sub}
 	}
-	c, err := websocket.Accept(smallBuffers{w}, r, opts)
+	sb := &smallBuffers{ResponseWriter: w}
+	c, err := websocket.Accept(sb, r, opts)
 	if err != nil {
 		return nil, err // Accept has answered the request
 	}
-	wc := &wsConn{c: c, base64: sub == SubprotocolBase64, maxMsg: h.maxMessageSize()}
+	wc := &wsConn{c: c, base64: sub == SubprotocolBase64, maxMsg: h.maxMessageSize(), out: sb.out}
 	if wc.base64 && hixie.SeqNumRequested(r.URL.Query()) {
 		wc.seq = new(hixie.Seq) // "<n>:" before each message's base64
 	}
@@ -187,6 +206,9 @@ type wsConn struct {
 	base64 bool
 	maxMsg int64
 	seq    *hixie.Seq // base64 mode with seq_num: numbers the messages sent
+	// out writes data messages without coder/websocket when the
+	// client's connection is a plain socket; nil otherwise (TLS).
+	out *clientWriter
 
 	// Read state (one reader goroutine).
 	msg     io.Reader    // the message being streamed
@@ -205,7 +227,8 @@ type wsConn struct {
 func (c *wsConn) Subprotocol() string { return c.c.Subprotocol() }
 func (c *wsConn) protocol() string    { return "rfc6455" }
 
-// Read implements clientConn.
+// Read implements clientConn. At the end of a message it may return 0
+// and no error (see below).
 func (c *wsConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
@@ -228,7 +251,13 @@ func (c *wsConn) Read(p []byte) (int, error) {
 		if err == io.EOF {
 			c.msg = nil
 			if n == 0 {
-				continue // empty message or end of one: take the next
+				// The end of a message (coder/websocket reports it on the
+				// read after the last bytes). Return, rather than wait
+				// here for the next message with p, the relay's
+				// buffer: the relay then gives the buffer back and waits
+				// in waitReady without it, so a connection idle after
+				// traffic holds none.
+				return 0, nil
 			}
 			return n, nil
 		}
@@ -324,6 +353,12 @@ func (c *wsConn) readErr(err error) error {
 // Write implements clientConn: one message per call.
 func (c *wsConn) Write(p []byte) (int, error) {
 	if !c.base64 {
+		if c.out != nil {
+			if err := c.out.writeMessage(opBinary, p); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
 		if err := c.c.Write(context.Background(), websocket.MessageBinary, p); err != nil {
 			return 0, err
 		}
@@ -332,7 +367,12 @@ func (c *wsConn) Write(p []byte) (int, error) {
 	// A pooled buffer: an idle connection keeps none.
 	bp := bufpool.Get(hixie.MaxPayloadLen(len(p)))
 	out := hixie.AppendPayload((*bp)[:0], p, c.seq)
-	err := c.c.Write(context.Background(), websocket.MessageText, out)
+	var err error
+	if c.out != nil {
+		err = c.out.writeMessage(opText, out)
+	} else {
+		err = c.c.Write(context.Background(), websocket.MessageText, out)
+	}
 	bufpool.Put(bp)
 	if err != nil {
 		return 0, err

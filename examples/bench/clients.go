@@ -11,8 +11,6 @@ import (
 	"net/url"
 
 	"github.com/coder/websocket"
-
-	"github.com/wsproxy/wsproxy/internal/wstest"
 )
 
 // A flavor is one way of reaching the TCP echo: straight through the raw
@@ -28,19 +26,22 @@ var (
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", addr)
 	}}
+	// wsBinary and wsBase64 are the lean client (see leanWS) that every
+	// WebSocket contestant of the relay scenarios gets.
 	wsBinary = flavor{"binary", func(ctx context.Context, addr string) (io.ReadWriteCloser, error) {
+		return dialLean(ctx, addr, "binary")
+	}}
+	wsBase64 = flavor{"base64", func(ctx context.Context, addr string) (io.ReadWriteCloser, error) {
+		return dialLean(ctx, addr, "base64")
+	}}
+	// coderBinary is coder/websocket's client, as an application would
+	// use it: the many-connections scenario and the Dialer comparison.
+	coderBinary = flavor{"binary", func(ctx context.Context, addr string) (io.ReadWriteCloser, error) {
 		c, err := dialWS(ctx, addr, "binary")
 		if err != nil {
 			return nil, err
 		}
 		return websocket.NetConn(context.Background(), c, websocket.MessageBinary), nil
-	}}
-	wsBase64 = flavor{"base64", func(ctx context.Context, addr string) (io.ReadWriteCloser, error) {
-		c, err := dialWS(ctx, addr, "base64")
-		if err != nil {
-			return nil, err
-		}
-		return &wstest.Base64Conn{C: c}, nil
 	}}
 )
 

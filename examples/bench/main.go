@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -19,6 +20,8 @@ type config struct {
 	perStream int
 	write     string
 	only      map[string]bool
+	rows      *regexp.Regexp // contestants of the relay scenarios to run, by label
+	baseline  string         // another build of this program whose bridge runs beside this one
 }
 
 func main() {
@@ -27,7 +30,7 @@ func main() {
 		return
 	}
 	var cfg config
-	var only string
+	var only, rows string
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds per scenario; contestants alternate within each round")
 	flag.DurationVar(&cfg.duration, "duration", 2*time.Second, "length of each throughput and latency measurement")
 	flag.IntVar(&cfg.size, "size", 64<<10, "message size for bulk throughput, bytes")
@@ -35,8 +38,18 @@ func main() {
 	flag.IntVar(&cfg.streams, "streams", 1000, "connections streaming at once in the many-connections scenario")
 	flag.IntVar(&cfg.perStream, "per-stream", 256<<10, "bytes each streaming connection sends and verifies")
 	flag.StringVar(&cfg.write, "write", "", "directory to write benchmarks.md and benchmarks.svg into (for example docs)")
-	flag.StringVar(&only, "only", "throughput,small,conns,dial", "scenarios to run")
+	flag.StringVar(&only, "only", "throughput,small,conns,tunnel,dial", "scenarios to run")
+	flag.StringVar(&cfg.baseline, "baseline", "", "path to a build of this program from another commit (go build -o old ./examples/bench there): its bridge runs as a contestant too, for before/after figures from one run")
+	flag.StringVar(&rows, "rows", "", "regular expression: run only the relay scenarios' contestants whose label matches (for profiling one)")
 	flag.Parse()
+	if rows != "" {
+		re, err := regexp.Compile(rows)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: -rows: %v\n", err)
+			os.Exit(2)
+		}
+		cfg.rows = re
+	}
 	cfg.only = map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		cfg.only[strings.TrimSpace(s)] = true

@@ -33,6 +33,23 @@ type report struct {
 	tables  []table
 	bars    []bar
 	missing []string // peers or contestants that could not run, and why
+
+	// The machine's load average over one minute at the start and the end
+	// of the run (other work on the machine skews the figures).
+	loadBefore, loadAfter string
+}
+
+// loadAverage returns the one-minute load average from /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "unknown"
+	}
+	return f[0]
 }
 
 func median(xs []float64) float64 {
@@ -80,7 +97,8 @@ func machine() string {
 
 func (r *report) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s on %s.\n\nCommand: `%s`\n\n", r.started.UTC().Format("2006-01-02 15:04 MST"), machine(), r.command)
+	fmt.Fprintf(&b, "Measured %s on %s; load average (1 min) %s at the start, %s at the end.\n\nCommand: `%s`\n\n",
+		r.started.UTC().Format("2006-01-02 15:04 MST"), machine(), r.loadBefore, r.loadAfter, r.command)
 	for _, t := range r.tables {
 		fmt.Fprintf(&b, "### %s\n\n", t.title)
 		if t.note != "" {

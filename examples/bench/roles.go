@@ -4,13 +4,13 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,9 +24,13 @@ const roleEnv = "WSPROXY_BENCH_ROLE"
 
 // roles are the servers this binary can become.
 var roles = map[string]func(target string) (net.Listener, func(net.Listener) error, error){
-	"echo": func(string) (net.Listener, func(net.Listener) error, error) { return listenServe(serveEcho) },
-	"relay": func(target string) (net.Listener, func(net.Listener) error, error) {
-		return listenServe(relayTo(target))
+	"echo":      func(string) (net.Listener, func(net.Listener) error, error) { return listenServe(serveEcho) },
+	"echo-idle": func(string) (net.Listener, func(net.Listener) error, error) { return listenServe(serveEchoBuffered) },
+	"relay-splice": func(target string) (net.Listener, func(net.Listener) error, error) {
+		return listenServe(relayTo(target, spliceCopy))
+	},
+	"relay-copy": func(target string) (net.Listener, func(net.Listener) error, error) {
+		return listenServe(relayTo(target, bufferCopy))
 	},
 }
 
@@ -72,18 +76,47 @@ func listenServe(handle func(net.Conn)) (net.Listener, func(net.Listener) error,
 	}, nil
 }
 
-// serveEcho copies through a buffer, not io.Copy: between two TCP
-// connections io.Copy splices through a pipe pair, three descriptors per
-// connection, and 8,000 idle echoes would then exceed the file limit.
+// serveEcho is the TCP echo every relay scenario ends at: io.Copy from
+// the *net.TCPConn to itself, which Linux splices (the bytes never enter
+// user space), so the echo can never be the bottleneck; the bench
+// measures it alone to show that.
 func serveEcho(c net.Conn) {
 	defer c.Close()
-	buf := make([]byte, 16<<10)
+	_, _ = io.Copy(c, c)
+}
+
+// serveEchoBuffered echoes through a 4 KiB buffer. The many-connections
+// scenario uses it: a splicing echo holds a pipe pair (two descriptors)
+// for as long as a connection lives, and 8,000 idle connections would
+// then exceed the file limit.
+func serveEchoBuffered(c net.Conn) {
+	defer c.Close()
+	buf := make([]byte, 4<<10)
 	_, _ = io.CopyBuffer(struct{ io.Writer }{c}, struct{ io.Reader }{c}, buf)
 }
 
-// relayTo is the plain Go TCP relay written with io.Copy: the practical
-// upper bound for any WebSocket-to-TCP relay on this machine.
-func relayTo(target string) func(net.Conn) {
+// A copier moves one direction of a reference relay.
+type copier func(dst, src *net.TCPConn) error
+
+// spliceCopy is io.Copy between two TCP connections, which Linux
+// splices: the kernel's zero-copy, the limit of any relay.
+func spliceCopy(dst, src *net.TCPConn) error {
+	_, err := io.Copy(dst, src)
+	return err
+}
+
+// bufferCopy reads into a 64 KiB buffer and writes from it (the wrappers
+// hide ReadFrom and WriteTo, so nothing splices): the limit of a relay
+// that must see the bytes to frame or unmask them, with the bridge's
+// buffer size.
+func bufferCopy(dst, src *net.TCPConn) error {
+	buf := make([]byte, 64<<10)
+	_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf)
+	return err
+}
+
+// relayTo is a plain Go TCP relay to target, each direction moved by cp.
+func relayTo(target string, cp copier) func(net.Conn) {
 	return func(c net.Conn) {
 		defer c.Close()
 		t, err := net.Dial("tcp", target)
@@ -91,14 +124,15 @@ func relayTo(target string) func(net.Conn) {
 			return
 		}
 		defer t.Close()
+		client, tc := c.(*net.TCPConn), t.(*net.TCPConn)
 		done := make(chan struct{})
 		go func() {
-			_, _ = io.Copy(t, c)
-			t.(*net.TCPConn).CloseWrite()
+			_ = cp(tc, client)
+			tc.CloseWrite()
 			close(done)
 		}()
-		_, _ = io.Copy(c, t)
-		c.(*net.TCPConn).CloseWrite()
+		_ = cp(client, tc)
+		client.CloseWrite()
 		<-done
 	}
 }
@@ -118,7 +152,13 @@ func startChild(name, role, target string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self)
+	return startChildFrom(self, name, role, target)
+}
+
+// startChildFrom is startChild with another build of this program (the
+// -baseline bridge).
+func startChildFrom(exe, name, role, target string) (*child, error) {
+	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), roleEnv+"="+role, "WSPROXY_BENCH_TARGET="+target)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -204,6 +244,38 @@ func rssKiB(pid int) (int64, error) {
 	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
 }
 
+// cpuSeconds reads the user and system CPU time of a process and of its
+// children already waited for, from /proc/PID/stat.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: count fields
+	// after its closing parenthesis (utime is field 14 of the whole line).
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	var ticks float64
+	for _, s := range f[11:15] { // utime, stime, cutime, cstime
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += v
+	}
+	return ticks / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
+
 // raiseFileLimit lifts the soft open-files limit to the hard one: a bridged
 // connection holds two descriptors.
 func raiseFileLimit() {
@@ -213,5 +285,3 @@ func raiseFileLimit() {
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
 }
-
-var _ = context.Background

@@ -144,6 +144,7 @@ type connsResult struct {
 	opened      int
 	openTime    time.Duration
 	rssPerConn  float64 // KiB of bridge RSS per idle connection
+	rssAfterMsg float64 // the same once every connection has echoed one 64-byte message
 	streamMBps  float64
 	streamConns int
 	verified    int64 // bytes verified by hash in the streaming part
@@ -202,6 +203,37 @@ func manyConnections(f flavor, addr string, pid, n, streamN, perConn int) (conns
 	}
 	res.rssPerConn = float64(after-before) / float64(res.opened)
 	snapshotMemory(pid)
+
+	// One 64-byte message echoed on every connection, then idle again:
+	// what a connection that has carried traffic keeps.
+	var touchErr error
+	for _, s := range streams {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			msg := make([]byte, 64)
+			_, err := s.Write(msg)
+			if err == nil {
+				_, err = io.ReadFull(s, msg)
+			}
+			if err != nil {
+				mu.Lock()
+				touchErr = err
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if touchErr != nil {
+		return res, fmt.Errorf("one message on each idle connection: %w", touchErr)
+	}
+	time.Sleep(time.Second)
+	if after, err = rssKiB(pid); err != nil {
+		return res, err
+	}
+	res.rssAfterMsg = float64(after-before) / float64(res.opened)
 	for _, s := range streams {
 		s.Close()
 	}
