@@ -25,11 +25,7 @@ import (
 
 func TestEdgeFlags(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		args           []string
-		listen, target string
-		err            string
-	}{
+	checkFlags(t, []flagCase{
 		// websockify's form: with --unix-listen there is no source port.
 		{args: []string{"--unix-listen", "/run/b.sock", "h:1"}, target: "h:1"},
 		{args: []string{"--unix-listen", "/run/b.sock", "--token-plugin", "TokenFile", "--token-source", "/x"}},
@@ -45,19 +41,7 @@ func TestEdgeFlags(t *testing.T) {
 		{args: []string{"--trusted-proxy", "10.0.0.0/33", "6080", "h:1"}, err: "--trusted-proxy"},
 		{args: []string{"--target-proxy-protocol", "v3", "6080", "h:1"}, err: "want v1 or v2"},
 		{args: []string{"--proxy-protocol", "--trusted-proxy", "10.0.0.0/8,192.0.2.1", "--target-proxy-protocol", "v2", "6080", "h:1"}, listen: ":6080", target: "h:1"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			o, err := parseFlags(tc.args, io.Discard)
-			if tc.err != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tc.err)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.listen, o.listen)
-			assert.Equal(t, tc.target, o.target)
-		})
-	}
+	})
 	o, err := parseFlags([]string{"--unix-listen", "/s", "--unix-listen-mode", "0640", "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1", "h:1"}, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, fs.FileMode(0o640), o.edge.unixPerm)

@@ -80,11 +80,7 @@ func startBridge(t *testing.T, args ...string) (string, *syncBuf) {
 
 func TestParseFlags(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		args           []string
-		listen, target string
-		err            string
-	}{
+	checkFlags(t, []flagCase{
 		{args: []string{"6080", "localhost:5900"}, listen: ":6080", target: "localhost:5900"},
 		{args: []string{"127.0.0.1:6080", "[::1]:5900"}, listen: "127.0.0.1:6080", target: "[::1]:5900"},
 		{args: []string{"[::1]:6080", "h:1"}, listen: "[::1]:6080", target: "h:1"},
@@ -104,19 +100,7 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"--log-format", "xml", "6080", "h:1"}, err: "want text or json"},
 		{args: []string{"--metrics-listen", "9100", "6080", "h:1"}, err: "--metrics-listen"},
 		{args: []string{"--drain-delay", "-1", "6080", "h:1"}, err: "negative"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			o, err := parseFlags(tc.args, io.Discard)
-			if tc.err != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tc.err)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.listen, o.listen)
-			assert.Equal(t, tc.target, o.target)
-		})
-	}
+	})
 	o, err := parseFlags([]string{"--heartbeat", "2.5", "--idle-timeout", "90s", "6080", "h:1"}, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, 2500*time.Millisecond, o.heartbeat)
@@ -321,4 +305,30 @@ func TestSignals(t *testing.T) {
 		t.Fatal("wsbridge did not exit")
 	}
 	assert.Contains(t, out.String(), "wsbridge: stopped")
+}
+
+// flagCase is a command line and what parseFlags makes of it: the listen
+// address and target, or an error containing err.
+type flagCase struct {
+	args           []string
+	listen, target string
+	err            string
+}
+
+// checkFlags runs parseFlags on each case.
+func checkFlags(t *testing.T, cases []flagCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			o, err := parseFlags(tc.args, io.Discard)
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.listen, o.listen)
+			assert.Equal(t, tc.target, o.target)
+		})
+	}
 }
