@@ -33,7 +33,7 @@ func TestPeersNegotiateFlags(t *testing.T) {
 
 	const in = "hello through kerberos\n"
 	dial := func(args ...string) (int, string, string) {
-		args = append([]string{"-binary", "-subprotocol", "binary", "-linger", "300ms", "-v"}, args...)
+		args = append([]string{"-binary", "-subprotocol", "binary", "-linger", "2s", "-v"}, args...)
 		return runWsdial(t, strings.NewReader(in), append(args, target)...)
 	}
 	for _, auth := range []string{"negotiate", "any"} {

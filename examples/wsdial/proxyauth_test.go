@@ -32,7 +32,7 @@ func TestProxyAuthFlag(t *testing.T) {
 			auth := &proxytest.Digest{Username: "alice", Password: "pw", Realm: "corp", Extra: []string{`Basic realm="corp"`}}
 			p := proxytest.New(t, proxytest.Config{Auth: auth})
 			code, _, errOut := runWsdial(t, strings.NewReader("hi\n"), "-proxy", p.URL.String(), "-proxy-user", "alice:pw",
-				"-proxy-auth", tc.flag, "-linger", "100ms", "-v", target)
+				"-proxy-auth", tc.flag, "-linger", "2s", "-v", target)
 			require.Equal(t, tc.wantCode, code, errOut)
 			for _, w := range tc.wantErr {
 				require.Contains(t, errOut, w)

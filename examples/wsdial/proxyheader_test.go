@@ -19,7 +19,7 @@ func TestProxyHeaderFlag(t *testing.T) {
 	p := proxytest.New(t, proxytest.Config{Username: "alice", Password: "pw"})
 	code, out, errOut := runWsdial(t, strings.NewReader("hi\n"), "-proxy", p.URL.String(), "-proxy-user", "alice:pw",
 		"-proxy-header", "X-Corp-Id: 42", "-proxy-header", "x-trace:  a, b ", "-proxy-header", "Connection: keep-alive",
-		"-linger", "100ms", "ws://"+echo.Addr().String()+"/echo")
+		"-linger", "2s", "ws://"+echo.Addr().String()+"/echo")
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, "hi\n", out)
 	reqs := p.Requests()

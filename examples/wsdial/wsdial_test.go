@@ -48,7 +48,7 @@ func TestTextLinesThroughProxy(t *testing.T) {
 	p := proxytest.New(t, proxytest.Config{Username: "alice", Password: "pw"})
 	in := "first line\nsecond line\nthe last line's echo must not be lost\n"
 	code, out, errOut := runWsdial(t, strings.NewReader(in),
-		"-proxy", p.URL.String(), "-proxy-user", "alice:pw", "-linger", "200ms", "-v",
+		"-proxy", p.URL.String(), "-proxy-user", "alice:pw", "-linger", "2s", "-v",
 		"ws://"+echo.Addr().String()+"/echo")
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, in, out)
@@ -70,7 +70,7 @@ func TestExitCodes(t *testing.T) {
 	require.Contains(t, errOut, "rejected the credentials")
 	require.NotContains(t, errOut, "wrong-pass")
 
-	code, out, errOut := runWsdial(t, strings.NewReader("direct\n"), "-proxy", "direct", "-linger", "100ms", target)
+	code, out, errOut := runWsdial(t, strings.NewReader("direct\n"), "-proxy", "direct", "-linger", "2s", target)
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, "direct\n", out)
 
@@ -106,7 +106,7 @@ func TestPeersBinaryPipeThroughRealProxies(t *testing.T) {
 					data := make([]byte, 300<<10)
 					_, _ = rand.Read(data)
 					code, out, errOut := runWsdial(t, bytes.NewReader(data),
-						"-binary", "-subprotocol", "binary", "-linger", "500ms", "-cacert", cert.CertFile,
+						"-binary", "-subprotocol", "binary", "-linger", "2s", "-cacert", cert.CertFile,
 						"-proxy", (&url.URL{Scheme: "http", Host: proxy}).String(), "-proxy-user", "alice:s3cret",
 						target)
 					require.Equal(t, 0, code, errOut)
