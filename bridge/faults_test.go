@@ -771,7 +771,9 @@ func waitStalled(t *testing.T, written *atomic.Int64) int64 {
 func faultTargetStuckHeartbeat(t *testing.T) {
 	target, targetConns := stuckTarget(t)
 	h := &bridge.Handler{Resolver: bridge.FixedTarget{Address: target}, Dial: pinnedDial(pinnedBuf),
-		HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: 200 * time.Millisecond}
+		// A timeout of a second: a pong that a loaded CI machine delays
+		// before the relay blocks must not count (seen once with 200 ms).
+		HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: time.Second}
 	url, logs := serveOn(t, h, &countingListener{pin: pinnedBuf})
 	c := dial(t, url, &websocket.DialOptions{HTTPClient: pinnedHTTPClient(pinnedBuf)})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -779,7 +781,7 @@ func faultTargetStuckHeartbeat(t *testing.T) {
 	readErr := readOnce(ctx, c) // answers pings as long as frames reach it
 	_, writeErr := streamBinary(ctx, c)
 	tc := firstConn(t, targetConns)
-	time.Sleep(1500 * time.Millisecond) // many heartbeat periods with the target stuck
+	time.Sleep(3500 * time.Millisecond) // several unanswered pings with the target stuck
 	assert.Equal(t, int64(1), h.Stats().Open, "the live client was dropped")
 	assert.NotContains(t, logs.String(), "dead peer")
 	tc.Close()
