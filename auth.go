@@ -417,11 +417,11 @@ func (NegotiateAuth) NeedsCredentials() bool { return false }
 // environment, trace, ProxySPN and credential sources. The error matches
 // ErrNoKerberosTicket when no ticket could be had.
 func (n NegotiateAuth) Start(ctx context.Context, proxy *url.URL, _ string, creds *Credentials) (AuthSession, error) {
-	s, err := n.newSession(ctx, negotiateEnv{}, proxy.Hostname(), creds)
+	s, err := httpauth.NegotiateOptions(n).Start(ctx, httpauth.NegotiateEnv{}, proxy.Hostname(), (*httpauth.Credentials)(creds))
 	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	return mechSession{s}, nil
 }
 
 // mechSession adapts a session of internal/httpauth to AuthSession.
@@ -914,73 +914,6 @@ func stripUserinfo(u *url.URL) *url.URL {
 // exchange call. Each hook is scheme-agnostic: a scheme or session opts in
 // through an interface.
 
-// negotiateEnv is what a dial lends the scheme: its environment, trace and
-// SPN override. The zero value is the process environment, no trace.
-type negotiateEnv struct {
-	getenv func(string) string
-	logf   func(format string, args ...any)
-	spn    string // Dialer.ProxySPN
-}
-
-func (e negotiateEnv) tracef(format string, args ...any) {
-	if e.logf != nil {
-		e.logf("auth: "+format, args...)
-	}
-}
-
-// config is the mechanism's configuration for one attempt.
-func (n NegotiateAuth) config(env negotiateEnv, creds *Credentials) *negotiate.Config {
-	cfg := &negotiate.Config{
-		SPN: n.SPN, CanonicalizeHost: n.CanonicalizeHost, Username: n.Principal,
-		Keytab: n.Keytab, CCache: n.CCache, Krb5Conf: n.Krb5Conf,
-		Getenv: env.getenv,
-	}
-	if cfg.SPN == "" {
-		cfg.SPN = env.spn
-	}
-	if env.logf != nil {
-		cfg.Trace = env.tracef
-	}
-	if creds != nil && creds.Username != "" && creds.Password != "" {
-		cfg.Username, cfg.Password = creds.Username, creds.Password
-	}
-	return cfg
-}
-
-// pureGo reports whether the pure-Go Kerberos path was asked for
-// explicitly, which on Windows replaces SSPI.
-func (n NegotiateAuth) pureGo() bool {
-	return n.Keytab != "" || n.CCache != "" || n.Krb5Conf != ""
-}
-
-// newSession makes the first token for the proxy at host with creds (nil:
-// a ticket only).
-func (n NegotiateAuth) newSession(ctx context.Context, env negotiateEnv, host string, creds *Credentials) (*negotiateSession, error) {
-	var x negotiate.Session
-	if !n.pureGo() {
-		var user, pass string
-		if creds != nil {
-			user, pass = creds.Username, creds.Password
-		}
-		x, _ = negotiate.SSPIFor(host, n.spn(env), user, pass, env.tracef)
-	}
-	if x == nil {
-		x = n.config(env, creds).NewContext(host)
-	}
-	m, err := httpauth.StartNegotiate(ctx, x)
-	if err != nil {
-		return nil, err
-	}
-	return &negotiateSession{mechSession: mechSession{m}}, nil
-}
-
-func (n NegotiateAuth) spn(env negotiateEnv) string {
-	if n.SPN != "" {
-		return n.SPN
-	}
-	return env.spn
-}
-
 // negotiateSession is a Negotiate exchange with the password, if any,
 // that got its ticket (for the store and the trace).
 type negotiateSession struct {
@@ -1007,60 +940,34 @@ func (n NegotiateAuth) bindDial(a *authState, o offer, all []Challenge) AuthSche
 	return boundNegotiate{NegotiateAuth: n, a: a, o: o, all: all}
 }
 
-func (b boundNegotiate) env() negotiateEnv {
-	d := b.a.d
-	env := negotiateEnv{getenv: d.env, spn: d.ProxySPN}
-	if d.Logf != nil {
-		env.logf = d.logf
-	}
-	return env
-}
-
-// Start tries a ticket first (with the proxy URL's password when it has
-// one), then each credential source's password, and wraps a failure where
-// nothing reached the proxy as errSchemeUnavailable.
+// Start logs in as a browser would (see httpauth.NegotiateOptions.Login):
+// a ticket first (with the proxy URL's password when it has one), then
+// each credential source's password; a failure where nothing reached the
+// proxy matches errSchemeUnavailable.
 func (b boundNegotiate) Start(ctx context.Context, proxy *url.URL, _ string, _ *Credentials) (AuthSession, error) {
-	env, host := b.env(), proxy.Hostname()
-	if env.logf != nil && (b.pureGo() || !negotiate.SSPIAvailable) {
-		env.tracef("Negotiate would use: %s", strings.TrimPrefix(b.config(env, nil).Describe(ctx, host), "Negotiate: "))
+	d := b.a.d
+	env := httpauth.NegotiateEnv{Getenv: d.env, SPN: d.ProxySPN}
+	if d.Logf != nil {
+		env.Logf = d.logf
 	}
-	var creds *Credentials
+	next := func(ctx context.Context) (*httpauth.Credentials, httpauth.Source, error) {
+		c, src, err := b.a.credentials(ctx, b.o, b.all)
+		return (*httpauth.Credentials)(c), src, err
+	}
+	var first *httpauth.Credentials
 	src := httpauth.SourceNone
 	if b.a.proxy.User != nil {
 		// The URL's password costs no prompt: offer it from the start.
-		c, s, err := b.a.credentials(ctx, b.o, b.all)
-		if err != nil {
+		var err error
+		if first, src, err = next(ctx); err != nil {
 			return nil, err
 		}
-		creds, src = c, s
 	}
-	for {
-		s, err := b.newSession(ctx, env, host, creds)
-		if err == nil {
-			s.creds, s.src = creds, src
-			return s, nil
-		}
-		if !negotiate.FallbackAllowed(err) {
-			return nil, err
-		}
-		if creds != nil && errors.Is(err, negotiate.ErrPreauthFailed) {
-			// Never again in this dial, for any scheme.
-			b.a.sources.Refused(src, (*httpauth.Credentials)(creds))
-			err = fmt.Errorf("%w: %w", ErrProxyCredentialsRejected, err)
-			env.tracef("Negotiate: the KDC refused the password of %q from %s", creds.Username, src)
-		} else if creds != nil || !negotiate.PasswordMayHelp(err) {
-			return nil, httpauth.Unavailable(err)
-		}
-		next, nsrc, lerr := b.a.credentials(ctx, b.o, b.all)
-		if lerr != nil {
-			return nil, lerr
-		}
-		if next == nil || next.Username == "" || next.Password == "" {
-			return nil, httpauth.Unavailable(err)
-		}
-		env.tracef("Negotiate: %v; getting a ticket with the password of %q from %s", negotiate.Brief(err), next.Username, nsrc)
-		creds, src = next, nsrc
+	s, creds, src, err := httpauth.NegotiateOptions(b.NegotiateAuth).Login(ctx, env, proxy.Hostname(), first, src, next, b.a.sources.Refused)
+	if err != nil {
+		return nil, err
 	}
+	return negotiateSession{mechSession: mechSession{s}, creds: (*Credentials)(creds), src: src}, nil
 }
 
 // The hooks the 407 loop (auth.go) and the CONNECT exchange (connect.go)
@@ -1170,18 +1077,19 @@ func (d *Dialer) DescribeNegotiate(ctx context.Context, proxy *url.URL) string {
 	if n == nil {
 		return "Negotiate: not allowed (AuthSchemes has no NegotiateAuth)"
 	}
-	env := negotiateEnv{getenv: d.env, spn: d.ProxySPN}
+	env := httpauth.NegotiateEnv{Getenv: d.env, SPN: d.ProxySPN}
+	opts := httpauth.NegotiateOptions(*n)
 	var desc string
-	if !n.pureGo() && negotiate.SSPIAvailable {
+	if opts.UsesSSPI() {
 		desc = "Negotiate: SSPI with " + map[bool]string{true: "the proxy URL's user", false: "the logon session's credentials"}[proxy.User != nil] +
-			", SPN " + sspiTarget(proxy.Hostname(), n.spn(env))
+			", SPN " + sspiTarget(proxy.Hostname(), opts.SPNFor(env))
 	} else {
 		var creds *Credentials
 		if proxy.User != nil {
 			p, _ := proxy.User.Password()
 			creds = &Credentials{Username: proxy.User.Username(), Password: p}
 		}
-		desc = n.config(env, creds).Describe(ctx, proxy.Hostname())
+		desc = opts.Config(env, (*httpauth.Credentials)(creds)).Describe(ctx, proxy.Hostname())
 		if proxy.User != nil {
 			desc += " (from the proxy URL)"
 		}
