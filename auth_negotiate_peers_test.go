@@ -169,51 +169,46 @@ func TestPeersNegotiateDialer(t *testing.T) {
 			want:  want{texts: []string{"SPN HTTP/proxy.wsproxy.test (set explicitly)"}}},
 	}
 	for _, tc := range cases {
-		for _, mode := range []string{"keep-alive", "closing"} {
-			for _, scheme := range []string{"ws", "wss"} {
-				t.Run(tc.name+"/"+mode+"/"+scheme, func(t *testing.T) {
-					t.Parallel()
-					ccache := "FILE:" + r.missing
-					if tc.ccache != nil {
-						ccache = tc.ccache(r)
-					}
-					d := &wsproxy.Dialer{}
-					wsproxy.SetTestHooks(d, wsproxy.TestHooks{Env: r.env(r.proxyURL(mode, tc.proxyHost), ccache, tc.extra...)})
-					if tc.setup != nil {
-						tc.setup(d, mode)
-					}
-					got := r.dial(t, d, scheme)
-					wantDials := map[string]int64{"keep-alive": 1, "closing": 2}[mode]
-					if tc.want.errs == nil {
-						require.NoError(t, got.err)
-						require.Equal(t, 2, got.connects, "a bare 407, then the ticket")
-						require.Equal(t, wantDials, got.dials, "TCP connections to the proxy")
-						for _, w := range tc.want.texts {
-							require.Contains(t, got.trace, w)
-						}
-						return
-					}
-					require.Error(t, got.err)
-					for _, e := range tc.want.errs {
-						require.ErrorIs(t, got.err, e)
-					}
-					var pe *wsproxy.ProxyError
-					require.ErrorAs(t, got.err, &pe)
-					require.Equal(t, http.StatusProxyAuthRequired, pe.StatusCode)
-					for _, w := range tc.want.texts {
-						require.Contains(t, got.err.Error(), w)
-					}
-					if errors.Is(got.err, wsproxy.ErrKerberosRejected) {
-						// The ticket went once; its refusal ends the dial.
-						require.Equal(t, 2, got.connects, "a rejected ticket is never sent again")
-						require.Equal(t, wantDials, got.dials)
-						return
-					}
-					require.Equal(t, 1, got.connects, "nothing sent when no ticket could be had")
-					require.Contains(t, got.trace, "auth: skipping Negotiate")
-				})
+		eachRoute(t, tc.name, func(t *testing.T, mode, scheme string) {
+			ccache := "FILE:" + r.missing
+			if tc.ccache != nil {
+				ccache = tc.ccache(r)
 			}
-		}
+			d := &wsproxy.Dialer{}
+			wsproxy.SetTestHooks(d, wsproxy.TestHooks{Env: r.env(r.proxyURL(mode, tc.proxyHost), ccache, tc.extra...)})
+			if tc.setup != nil {
+				tc.setup(d, mode)
+			}
+			got := r.dial(t, d, scheme)
+			wantDials := map[string]int64{"keep-alive": 1, "closing": 2}[mode]
+			if tc.want.errs == nil {
+				require.NoError(t, got.err)
+				require.Equal(t, 2, got.connects, "a bare 407, then the ticket")
+				require.Equal(t, wantDials, got.dials, "TCP connections to the proxy")
+				for _, w := range tc.want.texts {
+					require.Contains(t, got.trace, w)
+				}
+				return
+			}
+			require.Error(t, got.err)
+			for _, e := range tc.want.errs {
+				require.ErrorIs(t, got.err, e)
+			}
+			var pe *wsproxy.ProxyError
+			require.ErrorAs(t, got.err, &pe)
+			require.Equal(t, http.StatusProxyAuthRequired, pe.StatusCode)
+			for _, w := range tc.want.texts {
+				require.Contains(t, got.err.Error(), w)
+			}
+			if errors.Is(got.err, wsproxy.ErrKerberosRejected) {
+				// The ticket went once; its refusal ends the dial.
+				require.Equal(t, 2, got.connects, "a rejected ticket is never sent again")
+				require.Equal(t, wantDials, got.dials)
+				return
+			}
+			require.Equal(t, 1, got.connects, "nothing sent when no ticket could be had")
+			require.Contains(t, got.trace, "auth: skipping Negotiate")
+		})
 	}
 }
 
@@ -245,54 +240,49 @@ func TestPeersNegotiateBesideNTLMDialer(t *testing.T) {
 			user: "alice", pass: "unused", spn: "HTTP/other.wsproxy.test", texts: []string{"is the SPN HTTP/other.wsproxy.test right?"}},
 	}
 	for _, tc := range cases {
-		for _, mode := range []string{"keep-alive", "closing"} {
-			for _, scheme := range []string{"ws", "wss"} {
-				t.Run(tc.name+"/"+mode+"/"+scheme, func(t *testing.T) {
-					t.Parallel()
-					ccache := "FILE:" + r.missing
-					if tc.ccache != nil {
-						ccache = tc.ccache(r)
-					}
-					d := &wsproxy.Dialer{}
-					wsproxy.SetTestHooks(d, wsproxy.TestHooks{Env: r.env(r.proxyURL(mode, ""), ccache)})
-					var calls atomic.Int64
-					if tc.user != "" {
-						d.Credentials = fixedCreds(&calls, tc.user, tc.pass)
-					}
-					d.ProxySPN = tc.spn
-					got := r.dial(t, d, scheme)
-					assertNoSecrets(t, got.trace, "bobs-password", "unused")
-					for _, w := range tc.texts {
-						require.Contains(t, got.trace+"\n"+errText(got.err), w)
-					}
-					wantDials := map[string]int64{"keep-alive": 1, "closing": 2}[mode]
-					switch tc.scheme {
-					case "Negotiate":
-						require.NoError(t, got.err)
-						require.Equal(t, 2, got.connects)
-						require.Equal(t, wantDials, got.dials)
-						if tc.pass == "unused" {
-							require.Zero(t, calls.Load(), "no password asked for with a ticket")
-						}
-					case "NTLM":
-						require.NoError(t, got.err)
-						require.Equal(t, 3, got.connects, "bare 407, NTLM negotiate, authenticate")
-						require.Equal(t, wantDials, got.dials)
-					case "":
-						if tc.spn != "" {
-							require.ErrorIs(t, got.err, wsproxy.ErrKerberosRejected)
-							require.Equal(t, 2, got.connects, "the ticket once, then nothing: no NTLM after a refused ticket")
-							require.Zero(t, calls.Load(), "no password asked for after a refused ticket")
-							require.NotContains(t, got.trace, "NTLM [redacted]")
-							return
-						}
-						require.ErrorIs(t, got.err, wsproxy.ErrProxyAuthRequired)
-						require.ErrorIs(t, got.err, wsproxy.ErrKerberosTicketExpired)
-						require.Equal(t, 1, got.connects)
-					}
-				})
+		eachRoute(t, tc.name, func(t *testing.T, mode, scheme string) {
+			ccache := "FILE:" + r.missing
+			if tc.ccache != nil {
+				ccache = tc.ccache(r)
 			}
-		}
+			d := &wsproxy.Dialer{}
+			wsproxy.SetTestHooks(d, wsproxy.TestHooks{Env: r.env(r.proxyURL(mode, ""), ccache)})
+			var calls atomic.Int64
+			if tc.user != "" {
+				d.Credentials = fixedCreds(&calls, tc.user, tc.pass)
+			}
+			d.ProxySPN = tc.spn
+			got := r.dial(t, d, scheme)
+			assertNoSecrets(t, got.trace, "bobs-password", "unused")
+			for _, w := range tc.texts {
+				require.Contains(t, got.trace+"\n"+errText(got.err), w)
+			}
+			wantDials := map[string]int64{"keep-alive": 1, "closing": 2}[mode]
+			switch tc.scheme {
+			case "Negotiate":
+				require.NoError(t, got.err)
+				require.Equal(t, 2, got.connects)
+				require.Equal(t, wantDials, got.dials)
+				if tc.pass == "unused" {
+					require.Zero(t, calls.Load(), "no password asked for with a ticket")
+				}
+			case "NTLM":
+				require.NoError(t, got.err)
+				require.Equal(t, 3, got.connects, "bare 407, NTLM negotiate, authenticate")
+				require.Equal(t, wantDials, got.dials)
+			case "":
+				if tc.spn != "" {
+					require.ErrorIs(t, got.err, wsproxy.ErrKerberosRejected)
+					require.Equal(t, 2, got.connects, "the ticket once, then nothing: no NTLM after a refused ticket")
+					require.Zero(t, calls.Load(), "no password asked for after a refused ticket")
+					require.NotContains(t, got.trace, "NTLM [redacted]")
+					return
+				}
+				require.ErrorIs(t, got.err, wsproxy.ErrProxyAuthRequired)
+				require.ErrorIs(t, got.err, wsproxy.ErrKerberosTicketExpired)
+				require.Equal(t, 1, got.connects)
+			}
+		})
 	}
 }
 
@@ -370,5 +360,19 @@ func TestPeersNegotiateMutualAuth(t *testing.T) {
 		require.ErrorAs(t, err, &pe)
 		require.Equal(t, http.StatusOK, pe.StatusCode)
 		require.NotContains(t, logs.String(), "tunnel to")
+	}
+}
+
+// eachRoute runs f as a parallel subtest for every way a case is dialed:
+// squid keeping the connection after its 407 or closing it, and ws:// or
+// wss:// inside the tunnel.
+func eachRoute(t *testing.T, name string, f func(t *testing.T, mode, scheme string)) {
+	for _, mode := range []string{"keep-alive", "closing"} {
+		for _, scheme := range []string{"ws", "wss"} {
+			t.Run(name+"/"+mode+"/"+scheme, func(t *testing.T) {
+				t.Parallel()
+				f(t, mode, scheme)
+			})
+		}
 	}
 }

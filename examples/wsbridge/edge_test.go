@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -173,20 +172,8 @@ func TestCertReloadSIGHUP(t *testing.T) {
 	copyFile(t, a.KeyFile, keyFile)
 
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(peertest.FreePort(t)))
-	out := &syncBuf{}
-	cmd := exec.Command(binary(t), "--cert", certFile, "--key", keyFile, addr, peertest.EchoServer(t))
-	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("wsbridge output:\n%s", out)
-		}
-	})
-	require.Eventually(t, func() bool { return strings.Contains(out.String(), "wsbridge: listening") }, 10*time.Second, 20*time.Millisecond)
+	p := peertest.Start(t, "wsbridge", []string{binary(t), "--cert", certFile, "--key", keyFile, addr, peertest.EchoServer(t)})
+	p.WaitPrinted(t, "wsbridge: listening", 10*time.Second)
 
 	served := func() string {
 		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "localhost"})
@@ -206,8 +193,8 @@ func TestCertReloadSIGHUP(t *testing.T) {
 
 	copyFile(t, b.CertFile, certFile)
 	copyFile(t, b.KeyFile, keyFile)
-	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { return strings.Contains(out.String(), "SIGHUP: reading the certificate again") }, 5*time.Second, 20*time.Millisecond)
+	require.NoError(t, p.Signal(syscall.SIGHUP))
+	p.WaitPrinted(t, "SIGHUP: reading the certificate again", 5*time.Second)
 	require.Eventually(t, func() bool { return served() == b.TLS.Leaf.SerialNumber.String() }, 5*time.Second, 20*time.Millisecond)
 	echoOnce(t, old, "after the reload")
 	require.NoError(t, old.Close(websocket.StatusNormalClosure, ""))
