@@ -82,9 +82,17 @@ type JWTTokens struct {
 	// Logger receives key reload failures; nil means slog.Default().
 	Logger *slog.Logger
 
-	mu  sync.Mutex
-	key *jwtKey
-	sig string // KeyFile's size and modification time when key was read
+	mu     sync.Mutex
+	key    *jwtKey
+	sig    fileSig // KeyFile's when key was read
+	badSig fileSig // KeyFile's when it last failed to load (logged once)
+}
+
+// fileSig tells whether a file changed: its size and modification time
+// (size -1: it could not be stat'ed).
+type fileSig struct {
+	size int64
+	mod  time.Time
 }
 
 // ErrInvalidToken: the request's token was refused as such (a JWT with
@@ -147,10 +155,13 @@ func (j *JWTTokens) leeway() time.Duration {
 	return j.Leeway
 }
 
+// currentKey returns the key, reading KeyFile again only when its size or
+// modification time changed: one stat per lookup, no read. A file that
+// fails to load is logged once per change, and the previous key stays.
 func (j *JWTTokens) currentKey() (*jwtKey, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
 	if j.Key != nil {
+		j.mu.Lock()
+		defer j.mu.Unlock()
 		if j.key == nil {
 			k, err := jwtKeyFor(j.Key)
 			if err != nil {
@@ -160,45 +171,48 @@ func (j *JWTTokens) currentKey() (*jwtKey, error) {
 		}
 		return j.key, nil
 	}
-	k, err := j.reload()
+	sig := fileSig{size: -1}
+	st, statErr := os.Stat(j.KeyFile)
+	if statErr == nil {
+		sig = fileSig{size: st.Size(), mod: st.ModTime()}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.key != nil && (sig == j.sig || sig == j.badSig) {
+		return j.key, nil // unchanged, or a broken file already logged
+	}
+	k, err := readJWTKeyFile(j.KeyFile, statErr)
 	if err != nil {
 		if j.key == nil {
 			return nil, err
 		}
+		j.badSig = sig
 		j.logger().Warn("bridge: JWT key file reload failed, keeping the previous key", "path", j.KeyFile, "err", err)
 		return j.key, nil
 	}
+	j.key, j.sig = k, sig
 	return k, nil
 }
 
-// reload reads KeyFile when it changed since the last read.
-func (j *JWTTokens) reload() (*jwtKey, error) {
-	f, err := os.Open(j.KeyFile)
+// readJWTKeyFile reads and parses a key file (statErr: why it could not
+// be stat'ed, if so).
+func readJWTKeyFile(path string, statErr error) (*jwtKey, error) {
+	if statErr != nil {
+		return nil, fmt.Errorf("bridge: JWT key: %w", statErr)
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("bridge: JWT key: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("bridge: JWT key: %w", err)
-	}
-	sig := fmt.Sprintf("%d\x00%d", st.Size(), st.ModTime().UnixNano())
-	if j.key != nil && sig == j.sig {
-		return j.key, nil
-	}
 	data, err := io.ReadAll(io.LimitReader(f, maxJWTKeyFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("bridge: JWT key: %w", err)
 	}
 	if len(data) > maxJWTKeyFile {
-		return nil, fmt.Errorf("bridge: JWT key: %s is larger than %d bytes", j.KeyFile, maxJWTKeyFile)
+		return nil, fmt.Errorf("bridge: JWT key: %s is larger than %d bytes", path, maxJWTKeyFile)
 	}
-	k, err := parseJWTKeyFile(data)
-	if err != nil {
-		return nil, err
-	}
-	j.key, j.sig = k, sig
-	return k, nil
+	return parseJWTKeyFile(data)
 }
 
 func (j *JWTTokens) logger() *slog.Logger {
