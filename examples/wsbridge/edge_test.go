@@ -159,17 +159,25 @@ func TestProxyProtocolCLI(t *testing.T) {
 
 // TestCertReloadSIGHUP: the wsbridge process serves a new certificate to
 // new connections after SIGHUP, while a connection opened before keeps
-// working.
+// working. The new pair comes in by swapping a symlink to the directory
+// holding the files, which the file watch does not see (it watches the
+// directory the link pointed to, which does not change): only SIGHUP can
+// make the bridge read it, so the test fails if SIGHUP does nothing.
 func TestCertReloadSIGHUP(t *testing.T) {
 	t.Parallel()
 	a, b := peertest.SelfSigned(t), peertest.SelfSigned(t)
 	pool := x509.NewCertPool()
 	pool.AddCert(a.TLS.Leaf)
 	pool.AddCert(b.TLS.Leaf)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	copyFile(t, a.CertFile, certFile)
-	copyFile(t, a.KeyFile, keyFile)
+	root := t.TempDir()
+	for name, c := range map[string]*peertest.Cert{"a": a, "b": b} {
+		require.NoError(t, os.Mkdir(filepath.Join(root, name), 0o700))
+		copyFile(t, c.CertFile, filepath.Join(root, name, "cert.pem"))
+		copyFile(t, c.KeyFile, filepath.Join(root, name, "key.pem"))
+	}
+	live := filepath.Join(root, "live")
+	require.NoError(t, os.Symlink("a", live))
+	certFile, keyFile := filepath.Join(live, "cert.pem"), filepath.Join(live, "key.pem")
 
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(peertest.FreePort(t)))
 	p := peertest.Start(t, "wsbridge", []string{binary(t), "--cert", certFile, "--key", keyFile, addr, peertest.EchoServer(t)})
@@ -191,8 +199,10 @@ func TestCertReloadSIGHUP(t *testing.T) {
 	defer old.CloseNow()
 	echoOnce(t, old, "before")
 
-	copyFile(t, b.CertFile, certFile)
-	copyFile(t, b.KeyFile, keyFile)
+	require.NoError(t, os.Symlink("b", live+".new"))
+	require.NoError(t, os.Rename(live+".new", live))
+	time.Sleep(time.Second) // longer than the watch's settle time
+	require.Equal(t, a.TLS.Leaf.SerialNumber.String(), served(), "the swap alone changed nothing")
 	require.NoError(t, p.Signal(syscall.SIGHUP))
 	p.WaitPrinted(t, "SIGHUP: reading the certificate again", 5*time.Second)
 	require.Eventually(t, func() bool { return served() == b.TLS.Leaf.SerialNumber.String() }, 5*time.Second, 20*time.Millisecond)
