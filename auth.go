@@ -496,7 +496,6 @@ func DefaultAuthSchemes() []AuthScheme {
 	return []AuthScheme{NegotiateAuth{}, DigestAuth{}, NTLMAuth{}, BasicAuth{}}
 }
 
-func defaultSchemes() []AuthScheme { return DefaultAuthSchemes() }
 
 // offer is a challenge matched with the scheme that can answer it.
 type offer struct {
@@ -522,6 +521,15 @@ func chooseOffers(schemes []AuthScheme, chs []Challenge) []offer {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].strength > out[j].strength })
 	return out
+}
+
+// unusableSuffix says, for an error message, what could not be parsed in
+// the proxy's challenges ("" when all of it could).
+func unusableSuffix(malformed error) string {
+	if malformed == nil {
+		return ""
+	}
+	return "; could not use the rest: " + malformed.Error()
 }
 
 // describeChallenges lists offered schemes for error messages.
@@ -774,10 +782,7 @@ func (a *authState) next(ctx context.Context, challenges []Challenge, malformed 
 		if refusal != nil {
 			return false, refusal
 		}
-		unusable := ""
-		if malformed != nil {
-			unusable = "; could not use the rest: " + malformed.Error()
-		}
+		unusable := unusableSuffix(malformed)
 		if a.d.AuthSchemes != nil {
 			return false, fmt.Errorf("%w: no allowed scheme (allowed: %s; %s%s)", ErrProxyAuthRequired, schemeNames(schemes), describeChallenges(challenges), unusable)
 		}
@@ -1053,11 +1058,7 @@ func (a *authState) drop() {
 // unavailableError is the dial's error when no offered scheme could answer
 // and some could not even start: it says why each could not.
 func unavailableError(errs []error, challenges []Challenge, malformed error) error {
-	unusable := ""
-	if malformed != nil {
-		unusable = "; could not use the rest: " + malformed.Error()
-	}
-	return fmt.Errorf("%w: %w (%s%s)", ErrProxyAuthRequired, errors.Join(errs...), describeChallenges(challenges), unusable)
+	return fmt.Errorf("%w: %w (%s%s)", ErrProxyAuthRequired, errors.Join(errs...), describeChallenges(challenges), unusableSuffix(malformed))
 }
 
 // DescribeNegotiate says, without asking any KDC or the proxy, which

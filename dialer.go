@@ -429,7 +429,7 @@ func (d *Dialer) schemes() []AuthScheme {
 	if d.AuthSchemes != nil {
 		return d.AuthSchemes
 	}
-	return defaultSchemes()
+	return DefaultAuthSchemes()
 }
 
 func (d *Dialer) logf(format string, args ...any) {

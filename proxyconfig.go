@@ -24,13 +24,13 @@ type Source string
 
 // The sources of a Decision, in the order they are consulted.
 const (
-	SourceDialer      Source = "Dialer.Proxy" // the Dialer's own Proxy function
-	SourceEnvironment Source = "environment"  // ws_proxy, https_proxy, ALL_PROXY, NO_PROXY...
-	SourceGNOME       Source = "GNOME"        // org.gnome.system.proxy, read with gsettings
-	SourceKDE         Source = "KDE"          // kioslaverc's [Proxy Settings]
-	SourceMacOS       Source = "macOS"        // scutil --proxy
-	SourceWindows     Source = "Windows"      // the user's Internet Settings in the registry
-	SourceNone        Source = "none"         // nothing configured: direct
+	SourceDialer      Source = "Dialer.Proxy"           // the Dialer's own Proxy function
+	SourceEnvironment Source = "environment"            // ws_proxy, https_proxy, ALL_PROXY, NO_PROXY...
+	SourceGNOME       Source = Source(sysproxy.GNOME)   // org.gnome.system.proxy, read with gsettings
+	SourceKDE         Source = Source(sysproxy.KDE)     // kioslaverc's [Proxy Settings]
+	SourceMacOS       Source = Source(sysproxy.MacOS)   // scutil --proxy
+	SourceWindows     Source = Source(sysproxy.Windows) // the user's Internet Settings in the registry
+	SourceNone        Source = "none"                   // nothing configured: direct
 )
 
 // A Decision says how a Dialer reaches a URL: the proxies to try in order,

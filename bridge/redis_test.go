@@ -50,7 +50,7 @@ func parseSource(t *testing.T, src string) *bridge.RedisTokens {
 func TestRedisTokensPool(t *testing.T) {
 	t.Parallel()
 	addr := peertest.Redis(t, "s3cret")
-	peertest.RedisDo(t, addr, "s3cret", "ACL", "SETUSER", "bridge", "on", ">p@ss:word", "~*", "+@all")
+	peertest.RedisText(t, addr, "s3cret", "ACL", "SETUSER", "bridge", "on", ">p@ss:word", "~*", "+@all")
 	db2 := redis.NewClient(&redis.Options{Addr: addr, Password: "s3cret", DB: 2})
 	require.NoError(t, db2.Set(context.Background(), "tok", "10.0.0.1:5900", 0).Err())
 	require.NoError(t, db2.Close())
@@ -97,7 +97,7 @@ func TestRedisTokensNegativeCache(t *testing.T) {
 	assert.Equal(t, 1, redisGets(t, addr, "")-base, "100 lookups of one unknown token")
 
 	// Written after the failed lookup: found once the entry expires.
-	peertest.RedisDo(t, addr, "", "SET", "unknown", `{"host": "127.0.0.1:22"}`)
+	peertest.RedisText(t, addr, "", "SET", "unknown", `{"host": "127.0.0.1:22"}`)
 	require.Eventually(t, func() bool {
 		got, err := store.Lookup(ctx, "unknown")
 		return err == nil && got == "127.0.0.1:22"
@@ -109,7 +109,7 @@ func TestRedisTokensNegativeCache(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.Equal(t, 10, redisGets(t, addr, "")-base, "known tokens are not cached")
-	peertest.RedisDo(t, addr, "", "DEL", "unknown")
+	peertest.RedisText(t, addr, "", "DEL", "unknown")
 	_, err := store.Lookup(ctx, "unknown")
 	assert.ErrorIs(t, err, bridge.ErrUnknownToken, "a deleted token is refused at once")
 
@@ -166,7 +166,7 @@ func TestRedisTokensTLS(t *testing.T) {
 	t.Parallel()
 	cert := peertest.SelfSigned(t)
 	plain, tlsAddr := peertest.RedisTLS(t, cert, "s3cret")
-	peertest.RedisDo(t, plain, "s3cret", "SET", "ns:tok", "127.0.0.1:5901")
+	peertest.RedisText(t, plain, "s3cret", "SET", "ns:tok", "127.0.0.1:5901")
 
 	store := parseSource(t, "rediss://:s3cret@"+tlsAddr+"/0?namespace=ns&ca_file="+url.QueryEscape(cert.CertFile))
 	got, err := store.Lookup(context.Background(), "tok")
@@ -188,7 +188,7 @@ func TestRedisTokensTLS(t *testing.T) {
 func TestRedisTokensSentinel(t *testing.T) {
 	t.Parallel()
 	master := peertest.Redis(t, "s3cret")
-	peertest.RedisDo(t, master, "s3cret", "SET", "tok", "127.0.0.1:5902")
+	peertest.RedisText(t, master, "s3cret", "SET", "tok", "127.0.0.1:5902")
 	s1 := peertest.RedisSentinel(t, "wsmaster", master, "s3cret")
 	s2 := peertest.RedisSentinel(t, "wsmaster", master, "s3cret")
 	dead := fmt.Sprintf("127.0.0.1:%d", peertest.FreePort(t))
@@ -209,7 +209,7 @@ func TestRedisTokensSentinel(t *testing.T) {
 func TestRedisTokensCluster(t *testing.T) {
 	t.Parallel()
 	node := peertest.RedisCluster(t)
-	peertest.RedisDo(t, node, "", "SET", "tok", `{"host": "127.0.0.1:5903"}`)
+	peertest.RedisText(t, node, "", "SET", "tok", `{"host": "127.0.0.1:5903"}`)
 	store := parseSource(t, "redis+cluster://"+node)
 	got, err := store.Lookup(context.Background(), "tok")
 	require.NoError(t, err)

@@ -162,10 +162,10 @@ func TestRedisTokens(t *testing.T) {
 	t.Parallel()
 	addr := peertest.Redis(t, "s3cret")
 	echo := peertest.EchoServer(t)
-	peertest.RedisDo(t, addr, "s3cret", "SET", "json", `{"host": "`+echo+`"}`)
-	peertest.RedisDo(t, addr, "s3cret", "SET", "plain", echo)
-	peertest.RedisDo(t, addr, "s3cret", "SET", "garbage", `{"port": 1}`)
-	peertest.RedisDo(t, addr, "s3cret", "SELECT", "3") // a separate connection: no effect on the next
+	peertest.RedisText(t, addr, "s3cret", "SET", "json", `{"host": "`+echo+`"}`)
+	peertest.RedisText(t, addr, "s3cret", "SET", "plain", echo)
+	peertest.RedisText(t, addr, "s3cret", "SET", "garbage", `{"port": 1}`)
+	peertest.RedisText(t, addr, "s3cret", "SELECT", "3") // a separate connection: no effect on the next
 	host, port, _ := net.SplitHostPort(addr)
 
 	store, err := bridge.ParseRedisSource(host + ":" + port + ":0:s3cret")

@@ -51,7 +51,7 @@ func ListenUnix(path string, perm fs.FileMode) (net.Listener, error) {
 		l.Close()
 		return nil, fmt.Errorf("listen unix %s: %w", path, err)
 	}
-	return &unixListener{UnixListener: l, path: path}, nil
+	return &unixListener{UnixListener: l, path: path, addr: &net.UnixAddr{Name: path, Net: "unix"}}, nil
 }
 
 // removeStaleSocket removes path when it is a socket nobody answers on.
@@ -82,11 +82,12 @@ func removeStaleSocket(path string) error {
 type unixListener struct {
 	*net.UnixListener
 	path string
+	addr *net.UnixAddr // the socket file's path, made once, shared by every connection
 	once sync.Once
 }
 
 // Addr returns the socket file's path.
-func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+func (l *unixListener) Addr() net.Addr { return l.addr }
 
 // Accept returns the next connection, whose LocalAddr is the socket
 // file's path rather than the temporary name it was bound to.
@@ -95,7 +96,7 @@ func (l *unixListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &unixConn{UnixConn: c, local: l.Addr()}, nil
+	return &unixConn{UnixConn: c, local: l.addr}, nil
 }
 
 type unixConn struct {

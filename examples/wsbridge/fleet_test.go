@@ -60,11 +60,12 @@ func (b *bridgeProc) metric(t *testing.T, name string, labels ...string) float64
 		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
 			continue
 		}
-		series, val, ok := strings.Cut(line, " ")
-		if i := strings.LastIndexByte(line, ' '); i > 0 {
-			series, val, ok = line[:i], line[i+1:], true
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
 		}
-		if !ok || !hasLabels(series, labels) {
+		series, val := line[:i], line[i+1:]
+		if !hasLabels(series, labels) {
 			continue
 		}
 		v, err := strconv.ParseFloat(val, 64)

@@ -264,7 +264,7 @@ func TestRollingRestartBehindHAProxy(t *testing.T) {
 	t.Parallel()
 	redis := peertest.Redis(t, "")
 	target, targetProxy := peertest.HAProxyAcceptProxy(t, peertest.EchoServer(t))
-	peertest.RedisDo(t, redis, "", "SET", "rolling", target)
+	peertest.RedisText(t, redis, "", "SET", "rolling", target)
 	common := append([]string{"--token-plugin", "TokenRedis", "--token-source", redis,
 		"--allow-target", "127.0.0.1/32:*", "--log-format", "json", "--target-proxy-protocol", "v2"}, bridgeProxyProtocolArgs...)
 	const drainDelay = 3 * time.Second

@@ -61,7 +61,7 @@ func TestTokenRedisURLCLI(t *testing.T) {
 	t.Parallel()
 	echo := peertest.EchoServer(t)
 	raddr := peertest.Redis(t, "s3cretpw")
-	peertest.RedisDo(t, raddr, "s3cretpw", "SET", "app:tok", echo)
+	peertest.RedisText(t, raddr, "s3cretpw", "SET", "app:tok", echo)
 	addr, logs := startBridge(t, "--token-plugin", "TokenRedis", "--token-source", "redis://:s3cretpw@"+raddr+"/0?namespace=app",
 		"--allow-target", "127.0.0.1/32:*")
 	echoThrough(t, "ws://"+addr+"/?token=tok")

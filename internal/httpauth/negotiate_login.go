@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/wsproxy/wsproxy/internal/httpauth/negotiate"
 )
@@ -100,9 +99,6 @@ func (o NegotiateOptions) Start(ctx context.Context, env NegotiateEnv, host stri
 // the 407 loop tries the next offered scheme.
 func (o NegotiateOptions) Login(ctx context.Context, env NegotiateEnv, host string, first *Credentials, firstSrc Source,
 	next func(context.Context) (*Credentials, Source, error), refused func(Source, *Credentials)) (*NegotiateSession, *Credentials, Source, error) {
-	if env.Logf != nil && !o.UsesSSPI() {
-		env.Tracef("Negotiate would use: %s", strings.TrimPrefix(o.Config(env, nil).Describe(ctx, host), "Negotiate: "))
-	}
 	creds, src := first, firstSrc
 	for {
 		s, err := o.Start(ctx, env, host, creds)

@@ -130,8 +130,8 @@ func (c *onceCache[K, T]) prune() {
 }
 
 // invalidate forgets every entry. A fill under way keeps its entry, which
-// is no longer in the map: its callers get its answer, and the next get
-// fills again.
+// is no longer in the map: the caller that started it gets its answer;
+// callers waiting on it, and later ones, fill again.
 func (c *onceCache[K, T]) invalidate() {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// FuzzParsePACResult checks parsePACResult on any string a PAC script may
+// FuzzParsePACResult checks ParseResult on any string a PAC script may
 // return: entries are handled one by one, each non-blank entry gives
 // exactly one outcome (a proxy, DIRECT, or a skipped entry reported as
 // written), every proxy is a URL that survives printing and parsing, with

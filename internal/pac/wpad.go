@@ -33,7 +33,7 @@ type wpadResult struct {
 
 var wpadResults = newOnceCache[cacheKey, *wpadResult](WPADCacheTTL, WPADFailTTL)
 
-// wpadCandidates lists the WPAD URLs to try for domains, in order, never
+// Candidates lists the WPAD URLs to try for domains, in order, never
 // above a domain's registrable domain; domains that are a public suffix
 // themselves, or invalid, give none.
 func Candidates(domains []string) []string {

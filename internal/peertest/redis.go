@@ -23,12 +23,3 @@ func Redis(t testing.TB, password string) string {
 	p.WaitTCP(t, addr, 10*time.Second)
 	return addr
 }
-
-// RedisDo sends one command to the Redis server at addr (after AUTH when
-// password is set) and returns its answer: a simple string without its
-// "+", an integer as text, or a bulk string's contents (see RedisText);
-// it fails the test on an error reply.
-func RedisDo(t testing.TB, addr, password string, args ...string) string {
-	t.Helper()
-	return RedisText(t, addr, password, args...)
-}

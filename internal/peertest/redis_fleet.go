@@ -85,7 +85,7 @@ func RedisCluster(t testing.TB) string {
 		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf")})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	p.WaitTCP(t, addr, 10*time.Second)
-	RedisDo(t, addr, "", "CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+	RedisText(t, addr, "", "CLUSTER", "ADDSLOTSRANGE", "0", "16383")
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(RedisText(t, addr, "", "CLUSTER", "INFO"), "cluster_state:ok") {
 		if time.Now().After(deadline) {

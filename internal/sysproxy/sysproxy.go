@@ -20,8 +20,8 @@ import (
 	"github.com/wsproxy/wsproxy/internal/proxyurl"
 )
 
-// Source names the settings a Settings value was read from. The values
-// equal the root package's Source constants of the same names.
+// Source names the settings a Settings value was read from; the root
+// package's Source constants for the operating systems are these values.
 type Source string
 
 // The operating-system sources.
@@ -223,6 +223,7 @@ func (s *Settings) ManualProxy(u *url.URL) (*url.URL, string) {
 	return nil, "no HTTP or SOCKS proxy set"
 }
 
+// HasManual reports whether s names any manual proxy.
 func (s *Settings) HasManual() bool {
 	return s.HTTP != nil || s.HTTPS != nil || s.SOCKS != nil
 }
