@@ -496,7 +496,6 @@ func DefaultAuthSchemes() []AuthScheme {
 	return []AuthScheme{NegotiateAuth{}, DigestAuth{}, NTLMAuth{}, BasicAuth{}}
 }
 
-
 // offer is a challenge matched with the scheme that can answer it.
 type offer struct {
 	scheme    AuthScheme

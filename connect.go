@@ -9,12 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/proxy"
 
 	"github.com/wsproxy/wsproxy/internal/httpauth"
@@ -149,7 +151,8 @@ func connectRequest(target, userAgent string, extra http.Header, proxyAuth strin
 }
 
 // writeConnect writes the CONNECT request line and header. It refuses
-// targets and header values that contain CR or LF (request smuggling).
+// targets with white space or CR/LF, and headers CheckProxyConnectHeader
+// refuses (request smuggling, a broken exchange).
 func writeConnect(w io.Writer, req *http.Request) error {
 	if strings.ContainsAny(req.Host, "\r\n \t") {
 		return fmt.Errorf("invalid CONNECT target %q", req.Host)
@@ -157,13 +160,9 @@ func writeConnect(w io.Writer, req *http.Request) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n", req.Host, req.Host)
 	for _, k := range sortedKeys(req.Header) {
-		vs := req.Header[k]
-		if !validHeaderName(k) {
-			return fmt.Errorf("invalid header name %q", k)
-		}
-		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n") {
-				return fmt.Errorf("invalid value for header %s: contains CR or LF", k)
+		for _, v := range req.Header[k] {
+			if err := CheckProxyConnectHeader(k, v); err != nil {
+				return err
 			}
 			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
 		}
@@ -173,17 +172,57 @@ func writeConnect(w io.Writer, req *http.Request) error {
 	return err
 }
 
-func validHeaderName(k string) bool {
-	if k == "" || strings.EqualFold(k, "Host") {
-		return false
+// A ConnectHeaderError says why a header cannot go in a CONNECT request
+// (see CheckProxyConnectHeader). It names the header, never its value,
+// which may be a credential.
+type ConnectHeaderError struct {
+	Name string // the header's name
+	// Problem is "invalid name", "invalid value" (a control character
+	// such as CR or LF), "refused" (Host, Content-Length,
+	// Transfer-Encoding) or "keep-alive only" (Connection with another
+	// token).
+	Problem string
+}
+
+func (e *ConnectHeaderError) Error() string {
+	switch e.Problem {
+	case "invalid name":
+		return fmt.Sprintf("wsproxy: invalid CONNECT header name %q", e.Name)
+	case "invalid value":
+		return fmt.Sprintf("wsproxy: invalid value for CONNECT header %s: contains CR or LF or another control character", e.Name)
+	case "keep-alive only":
+		return "wsproxy: CONNECT header Connection is refused unless its value is keep-alive: other tokens would end or alter the connection the proxy authentication runs on"
 	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
-			return false
+	return fmt.Sprintf("wsproxy: CONNECT header %s is refused: it would break the CONNECT exchange with the proxy", e.Name)
+}
+
+// CheckProxyConnectHeader reports, as a *ConnectHeaderError, why name:
+// value cannot go in a CONNECT request, or nil when it can. Refused: a
+// name or value HTTP does not allow (CR and LF above all: request
+// smuggling), Host (the Dialer writes the CONNECT authority),
+// Content-Length and Transfer-Encoding (a CONNECT has no body; the proxy
+// would wait for one or read the next request as one), and Connection
+// with any token but keep-alive (close would end the connection an NTLM
+// handshake needs). Dialer.ProxyConnectHeader is checked with it before
+// anything is sent.
+func CheckProxyConnectHeader(name, value string) error {
+	if !httpguts.ValidHeaderFieldName(name) {
+		return &ConnectHeaderError{Name: name, Problem: "invalid name"}
+	}
+	if !httpguts.ValidHeaderFieldValue(value) {
+		return &ConnectHeaderError{Name: name, Problem: "invalid value"}
+	}
+	switch k := textproto.CanonicalMIMEHeaderKey(name); k {
+	case "Host", "Content-Length", "Transfer-Encoding":
+		return &ConnectHeaderError{Name: k, Problem: "refused"}
+	case "Connection":
+		for _, tok := range strings.Split(value, ",") {
+			if !strings.EqualFold(textproto.TrimString(tok), "keep-alive") {
+				return &ConnectHeaderError{Name: k, Problem: "keep-alive only"}
+			}
 		}
 	}
-	return true
+	return nil
 }
 
 // readResponse reads one response header from the proxy under the size cap.
@@ -308,6 +347,13 @@ func (d *Dialer) connect(ctx context.Context, proxy *url.URL, target string) (_ 
 			e.Header = resp.Header
 		}
 		return e
+	}
+	for k, vs := range d.ProxyConnectHeader {
+		for _, v := range vs {
+			if err := CheckProxyConnectHeader(k, v); err != nil {
+				return nil, fail(nil, nil, err) // before anything is sent
+			}
+		}
 	}
 
 	a := d.newAuthState(proxy, target)

@@ -301,3 +301,39 @@ func TestConnectRespectsCallerDeadline(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NotContains(t, err.Error(), "connect timeout", "the caller's deadline, not the Dialer's, ended it")
 }
+
+// Headers that would break the exchange are refused by the Dialer itself,
+// before anything reaches the proxy, not only by wsdial's flag parser
+// (where the rule used to live): a library user setting
+// ProxyConnectHeader gets the same protection.
+func TestConnectRefusesHeadersThatBreakTheExchange(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 4)
+	pu := scriptedProxy(t, func(c net.Conn, req string) { got <- req })
+	for _, tc := range []struct {
+		name, value, problem string
+	}{
+		{"Content-Length", "5", "refused"},
+		{"transfer-encoding", "chunked", "refused"},
+		{"Host", "evil.example", "refused"},
+		{"Connection", "keep-alive, close", "keep-alive only"},
+		{"Bad Name", "s3cret-value", "invalid name"},
+	} {
+		d := &wsproxy.Dialer{Proxy: http.ProxyURL(pu), ProxyConnectHeader: http.Header{tc.name: {tc.value}}}
+		_, err := d.DialContext(context.Background(), "tcp", "example.com:443")
+		var he *wsproxy.ConnectHeaderError
+		require.ErrorAs(t, err, &he, tc.name)
+		require.Equal(t, tc.problem, he.Problem, tc.name)
+		require.NotContains(t, err.Error(), tc.value, "the value is never quoted")
+	}
+	d := &wsproxy.Dialer{Proxy: http.ProxyURL(pu), ProxyConnectHeader: http.Header{"Connection": {"Keep-Alive"}}}
+	_, err := d.DialContext(context.Background(), "tcp", "example.com:443")
+	require.NotErrorAs(t, err, new(*wsproxy.ConnectHeaderError), "keep-alive is allowed")
+	select {
+	case req := <-got: // the one allowed dial
+		require.Contains(t, req, "Connection: Keep-Alive")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the allowed header never reached the proxy")
+	}
+	require.Empty(t, got, "a refused header reached the proxy")
+}

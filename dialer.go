@@ -43,6 +43,9 @@ type Dialer struct {
 
 	// ProxyConnectHeader is added to every CONNECT request. Its
 	// Proxy-Authorization, if any, is sent as is, before any challenge.
+	// Headers that would break the exchange (Host, Content-Length,
+	// Transfer-Encoding, Connection other than keep-alive, CR or LF) fail
+	// the dial before anything is sent: see CheckProxyConnectHeader.
 	ProxyConnectHeader http.Header
 
 	// Credentials is asked for a user name and password when the proxy

@@ -13,8 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
 	"golang.org/x/term"
+
+	"github.com/wsproxy/wsproxy"
 )
 
 var errHelp = errors.New("help requested")
@@ -134,38 +135,28 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 }
 
 // parseProxyHeader parses a -proxy-header value, "Name: value", for the
-// CONNECT request. It refuses what would break the exchange with the
-// proxy: a name or value HTTP does not allow (CR and LF above all), Host
-// (the Dialer writes the CONNECT authority), Content-Length and
-// Transfer-Encoding (a CONNECT has no body; the proxy would wait for one
-// or read the next request as one), and Connection with any token but
-// keep-alive (close would end the connection an NTLM handshake needs).
-// Errors quote only the header name, never a value, which may be a
-// credential.
+// CONNECT request, refusing what wsproxy.CheckProxyConnectHeader refuses
+// before anything is sent. Errors quote only the header name, never a
+// value, which may be a credential.
 func parseProxyHeader(h string) (name, value string, err error) {
 	name, value, ok := strings.Cut(h, ":")
 	name, value = textproto.TrimString(name), textproto.TrimString(value)
 	if !ok || name == "" {
 		return "", "", errors.New("invalid -proxy-header (want \"Name: value\")")
 	}
-	if !httpguts.ValidHeaderFieldName(name) {
-		return "", "", fmt.Errorf("invalid -proxy-header name %q", name)
-	}
-	if !httpguts.ValidHeaderFieldValue(value) {
-		return "", "", fmt.Errorf("invalid -proxy-header value for %s (control characters such as CR or LF are not allowed)", name)
-	}
-	name = textproto.CanonicalMIMEHeaderKey(name)
-	switch name {
-	case "Host", "Content-Length", "Transfer-Encoding":
-		return "", "", fmt.Errorf("-proxy-header %s is refused: it would break the CONNECT exchange with the proxy", name)
-	case "Connection":
-		for _, tok := range strings.Split(value, ",") {
-			if !strings.EqualFold(textproto.TrimString(tok), "keep-alive") {
-				return "", "", errors.New("-proxy-header Connection is refused unless its value is keep-alive: other tokens would end or alter the connection the proxy authentication runs on")
-			}
+	var he *wsproxy.ConnectHeaderError
+	if errors.As(wsproxy.CheckProxyConnectHeader(name, value), &he) {
+		switch he.Problem {
+		case "invalid name":
+			return "", "", fmt.Errorf("invalid -proxy-header name %q", name)
+		case "invalid value":
+			return "", "", fmt.Errorf("invalid -proxy-header value for %s (control characters such as CR or LF are not allowed)", name)
+		case "keep-alive only":
+			return "", "", errors.New("-proxy-header Connection is refused unless its value is keep-alive: other tokens would end or alter the connection the proxy authentication runs on")
 		}
+		return "", "", fmt.Errorf("-proxy-header %s is refused: it would break the CONNECT exchange with the proxy", he.Name)
 	}
-	return name, value, nil
+	return textproto.CanonicalMIMEHeaderKey(name), value, nil
 }
 
 // parseProxyFlag accepts a proxy URL, with http:// assumed when the scheme
