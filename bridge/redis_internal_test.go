@@ -50,8 +50,16 @@ func FuzzRedisSource(f *testing.F) {
 		check := func(src, password string) {
 			r, err := ParseRedisSource(src)
 			if err != nil {
-				if password != "" && len(password) >= 6 && strings.Count(src, password) == 1 && strings.Contains(err.Error(), password) {
-					t.Fatalf("ParseRedisSource(%q): error %q repeats the password", src, err)
+				// Whether the error shows the password: put a marker in the
+				// password's place and look for the marker, since the
+				// password's text can also arise from other parts of the
+				// source as the error quotes them (found by the fuzzer:
+				// the escaped host "\x00000000" holds "0000000").
+				if password != "" && len(password) >= 6 && strings.Count(src, password) == 1 {
+					const marker = "Zq7-password-marker"
+					if _, err := ParseRedisSource(strings.Replace(src, password, marker, 1)); err != nil && strings.Contains(err.Error(), marker) {
+						t.Fatalf("ParseRedisSource(%q): error %q repeats the password", src, err)
+					}
 				}
 				return
 			}
