@@ -313,7 +313,7 @@ func TestConnectRefusesHeadersThatBreakTheExchange(t *testing.T) {
 	for _, tc := range []struct {
 		name, value, problem string
 	}{
-		{"Content-Length", "5", "refused"},
+		{"Content-Length", "987654321", "refused"},
 		{"transfer-encoding", "chunked", "refused"},
 		{"Host", "evil.example", "refused"},
 		{"Connection", "keep-alive, close", "keep-alive only"},
